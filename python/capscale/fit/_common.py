@@ -1,0 +1,200 @@
+"""Argument handling shared by the fitting functions: arrays, bounds, solver options, results."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import _native
+from ..errors import (
+    ConvergenceWarning,
+    InestimableWarning,
+    InvalidInputError,
+    NonFiniteError,
+    ShapeError,
+)
+from .result import FitResult
+
+LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
+
+
+def as_vector(name: str, value: Any, check_finite: bool = True) -> np.ndarray:
+    """Convert to a contiguous 1-D float64 array, naming ``name`` in errors."""
+    try:
+        arr = np.ascontiguousarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be an array of numbers: {exc}") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ShapeError(f"{name} must be 1-D, got shape {arr.shape}")
+    if check_finite and not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise NonFiniteError(f"{name} contains a non-finite value ({arr[bad]}) at index {bad}")
+    return arr
+
+
+def parse_bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lb, ub)`` (scalars or arrays) or an object with ``lb``/``ub`` → two arrays of length n."""
+    if bounds is None:
+        return np.full(n, -np.inf), np.full(n, np.inf)
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        lb, ub = bounds.lb, bounds.ub
+    else:
+        try:
+            lb, ub = bounds
+        except (TypeError, ValueError):
+            raise InvalidInputError("bounds must be a pair (lower, upper)") from None
+    out = []
+    for name, b in (("lower bound", lb), ("upper bound", ub)):
+        arr = np.asarray(b, dtype=np.float64)
+        if arr.ndim == 0:
+            arr = np.full(n, float(arr))
+        if arr.shape != (n,):
+            raise ShapeError(f"{name} must be a scalar or have length {n}, got shape {arr.shape}")
+        if np.any(np.isnan(arr)):
+            raise NonFiniteError(f"{name} contains NaN")
+        out.append(np.ascontiguousarray(arr))
+    lower, upper = out
+    bad = np.flatnonzero(lower >= upper)
+    if bad.size:
+        j = int(bad[0])
+        raise InvalidInputError(
+            f"lower bound {lower[j]} must be < upper bound {upper[j]} for parameter {j}"
+        )
+    return lower, upper
+
+
+def solver_options(
+    n: int,
+    *,
+    bounds: Any = None,
+    loss: str = "linear",
+    f_scale: float = 1.0,
+    ftol: float = 1e-12,
+    xtol: float = 1e-12,
+    gtol: float = 1e-12,
+    max_nfev: int | None = None,
+    diff_scheme: str = "3-point",
+    diff_step: float | None = None,
+    x_scale: Any = "jac",
+    geodesic: bool = False,
+    absolute_sigma: bool = False,
+) -> _native.SolverOptions:
+    """Build the native solver settings (validated here, once)."""
+    if loss not in LOSSES:
+        from ..errors import UnknownNameError, did_you_mean
+
+        raise UnknownNameError(f"unknown loss {loss!r}; {did_you_mean(loss, LOSSES)}")
+    for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
+        if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
+            raise InvalidInputError(f"{name} must be a finite number >= 0, got {tol!r}")
+    if not (math.isfinite(f_scale) and f_scale > 0):
+        raise InvalidInputError(f"f_scale must be finite and > 0, got {f_scale!r}")
+    if max_nfev is not None and max_nfev < 1:
+        raise InvalidInputError(f"max_nfev must be >= 1, got {max_nfev}")
+    lower, upper = parse_bounds(bounds, n)
+    scale = None
+    if not (isinstance(x_scale, str) and x_scale == "jac"):
+        scale = [float(v) for v in np.broadcast_to(np.asarray(x_scale, dtype=float), (n,))]
+    return _native.SolverOptions(
+        ftol=ftol,
+        xtol=xtol,
+        gtol=gtol,
+        max_nfev=max_nfev,
+        loss=loss,
+        f_scale=f_scale,
+        lower=lower.tolist() if np.isfinite(lower).any() else None,
+        upper=upper.tolist() if np.isfinite(upper).any() else None,
+        diff_scheme=diff_scheme,
+        diff_step=diff_step,
+        geodesic=geodesic,
+        x_scale=scale,
+        absolute_sigma=absolute_sigma,
+    )
+
+
+def build_result(
+    raw: dict[str, Any],
+    param_names: Sequence[str],
+    *,
+    law: str | None = None,
+    model: Callable[..., Any] | None = None,
+    warn: bool = True,
+) -> FitResult:
+    """Turn the native report into a :class:`FitResult`, warning about what needs attention."""
+    x = raw["x"]
+    fun = raw["fun"]
+    m, n = fun.shape[0], x.shape[0]
+    chisqr = float(fun @ fun)
+    dof = m - n
+    redchi = chisqr / dof if dof > 0 else math.inf
+    if chisqr > 0:
+        aic = m * math.log(chisqr / m) + 2 * n
+        bic = m * math.log(chisqr / m) + math.log(m) * n
+    else:
+        aic = bic = -math.inf
+    cov = raw["cov"]
+    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    names = tuple(param_names)
+    inestimable = tuple(names[i] for i in raw["inestimable"])
+    if warn and inestimable:
+        warnings.warn(
+            f"the Jacobian has rank {raw['rank']} < {n} at the solution: "
+            f"{', '.join(inestimable)} cannot be estimated (stderr = inf); the other "
+            "parameters' covariance is conditional on them",
+            InestimableWarning,
+            stacklevel=3,
+        )
+    elif warn and dof <= 0 and not np.all(np.isfinite(cov)):
+        warnings.warn(
+            f"{m} points for {n} parameters leave no degrees of freedom: the covariance "
+            "cannot be estimated (inf); pass absolute_sigma=True with known sigma",
+            InestimableWarning,
+            stacklevel=3,
+        )
+    if warn and not raw["success"]:
+        warnings.warn(
+            f"the fit did not converge (status {raw['status']}): {raw['message']}",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return FitResult(
+        x=x,
+        params={k: float(v) for k, v in zip(names, x)},
+        cov=cov,
+        stderr=stderr,
+        fun=fun,
+        jac=raw["jac"],
+        cost=float(raw["cost"]),
+        chisqr=chisqr,
+        redchi=redchi,
+        aic=aic,
+        bic=bic,
+        nfev=int(raw["nfev"]),
+        njev=int(raw["njev"]),
+        status=int(raw["status"]),
+        message=str(raw["message"]),
+        success=bool(raw["success"]),
+        optimality=float(raw["optimality"]),
+        rank=int(raw["rank"]),
+        inestimable=inestimable,
+        active_bounds=tuple(names[i] for i in raw["active_bounds"]),
+        nobs=m,
+        law=law,
+        model=model,
+    )
+
+
+def default_names(n: int, given: Sequence[str] | None) -> tuple[str, ...]:
+    """Parameter names: the given ones (length-checked) or ``p0 … p{n-1}``."""
+    if given is None:
+        return tuple(f"p{i}" for i in range(n))
+    names = tuple(given)
+    if len(names) != n:
+        raise ShapeError(f"param_names has {len(names)} names for {n} parameters")
+    return names

@@ -1,0 +1,278 @@
+"""Batch fitting of built-in laws on the native thread pool: many datasets, bootstrap
+resamples and multi-start grids. Each task has its own index (and, for the bootstrap, its own
+random stream), so results are identical for any thread count (``n_threads`` or the
+``CAPSCALE_NUM_THREADS`` environment variable)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _native
+from ..errors import InvalidInputError, ShapeError
+from ._common import as_vector, solver_options
+from .api import _as_law, curve_fit
+from .result import FitResult
+
+__all__ = [
+    "BatchFit",
+    "BootstrapFit",
+    "MultiStartFit",
+    "bootstrap_fit",
+    "bootstrap_indices",
+    "fit_many",
+    "hoffmann_grid",
+    "multi_start",
+]
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    """Compact results of many fits of one law (row ``k`` = task ``k``).
+
+    Attributes
+    ----------
+    law : str
+    param_names : tuple of str
+    x, stderr : ndarray, shape (k, n)
+        Parameters and standard errors (NaN for a task rejected as bad input).
+    cost : ndarray, shape (k,)
+    status : ndarray of int, shape (k,)
+        SciPy-style codes; −1 marks a task with bad input.
+    nfev : ndarray of int, shape (k,)
+    """
+
+    law: str
+    param_names: tuple[str, ...]
+    x: np.ndarray
+    stderr: np.ndarray
+    cost: np.ndarray
+    status: np.ndarray
+    nfev: np.ndarray
+
+    @property
+    def success(self) -> np.ndarray:
+        """Boolean mask of converged fits, shape (k,)."""
+        return (self.status >= 1) & (self.status <= 4)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """Columns ``{param: values, 'cost': …, 'status': …}`` (e.g. for ``pandas.DataFrame``)."""
+        out = {name: self.x[:, j] for j, name in enumerate(self.param_names)}
+        out.update(cost=self.cost, status=self.status, nfev=self.nfev)
+        return out
+
+
+@dataclass(frozen=True)
+class BootstrapFit(BatchFit):
+    """Bootstrap refits: ``x[i]`` is the fit to resample ``i`` (stream ``i`` of ``seed``)."""
+
+    seed: int = 0
+    full: FitResult | None = None
+
+    @property
+    def failed_fraction(self) -> float:
+        """Share of resamples whose refit did not converge."""
+        return float(np.mean(~self.success))
+
+    def std(self) -> np.ndarray:
+        """Bootstrap standard errors (std over converged refits, ddof=1), shape (n,)."""
+        return np.std(self.x[self.success], axis=0, ddof=1)
+
+    def ci(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile confidence interval ``(low, high)``, each of shape (n,)."""
+        if not 0 < level < 1:
+            raise InvalidInputError(f"level must be in (0, 1), got {level}")
+        ok = self.x[self.success]
+        if ok.shape[0] < 2:
+            raise InvalidInputError("fewer than 2 converged resamples: no interval")
+        tail = 100 * (1 - level) / 2
+        return np.percentile(ok, tail, axis=0), np.percentile(ok, 100 - tail, axis=0)
+
+
+@dataclass(frozen=True)
+class MultiStartFit(BatchFit):
+    """All fits of a multi-start run plus the best one as a full :class:`FitResult`."""
+
+    starts: np.ndarray | None = None
+    best: FitResult | None = None
+
+    def reached_best(self, rtol: float = 1e-6) -> np.ndarray:
+        """Mask of starts whose final cost is within ``rtol`` (relative) of the best cost."""
+        if self.best is None:
+            return np.zeros(self.cost.shape, dtype=bool)
+        return np.abs(self.cost - self.best.cost) <= rtol * abs(self.best.cost)
+
+
+def _law_data(law: Any, x: Any, y: Any, sigma: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+    xa, ya = law.check_data(x, as_vector("ydata", y))
+    sig = None if sigma is None else as_vector("sigma", sigma)
+    return np.ascontiguousarray(xa, dtype=np.float64).reshape(-1), ya, sig
+
+
+def _batch(law: Any, raw: dict[str, Any], cls: type = BatchFit, **extra: Any) -> Any:
+    return cls(
+        law=law.name,
+        param_names=tuple(law.param_names),
+        x=raw["x"],
+        stderr=raw["stderr"],
+        cost=raw["cost"],
+        status=raw["status"],
+        nfev=raw["nfev"],
+        **extra,
+    )
+
+
+def _require_law(f: Any) -> Any:
+    law = _as_law(f)
+    if law is None:
+        raise InvalidInputError(
+            "batch fitting runs built-in laws natively; pass a law name or Law class "
+            "(loop over capscale.fit.curve_fit for an arbitrary Python model)"
+        )
+    return law
+
+
+def fit_many(
+    law: Any,
+    xs: Sequence[Any],
+    ys: Sequence[Any],
+    p0: Any = None,
+    sigma: Sequence[Any] | None = None,
+    bounds: Any = None,
+    *,
+    n_threads: int = 0,
+    **options: Any,
+) -> BatchFit:
+    """Fit one law to many datasets in parallel.
+
+    Parameters
+    ----------
+    law : str or Law class
+    xs, ys : sequences of array_like
+        Dataset ``k`` is ``(xs[k], ys[k])``; lengths may differ between datasets.
+    p0 : array_like, shape (n,) or (k, n), optional
+        Starts (default: the law's ``guess`` for each dataset).
+    sigma : sequence of array_like, optional
+    bounds : (lower, upper), optional
+        Default: the law's ``default_bounds``.
+    n_threads : int
+        Worker threads (0: ``CAPSCALE_NUM_THREADS`` or all cores).
+    **options
+        Solver settings as in :func:`capscale.fit.least_squares` (loss, f_scale, ftol …).
+    """
+    law = _require_law(law)
+    if len(xs) != len(ys) or (sigma is not None and len(sigma) != len(xs)):
+        raise ShapeError("xs, ys (and sigma) must have the same number of datasets")
+    data = [
+        _law_data(law, x, y, None if sigma is None else sigma[k])
+        for k, (x, y) in enumerate(zip(xs, ys))
+    ]
+    if p0 is None:
+        starts = np.array([law.guess(x.reshape(law.n_inputs, -1), y) for x, y, _ in data])
+    else:
+        starts = np.array(np.broadcast_to(np.asarray(p0, dtype=float), (len(data), law.n_params)))
+    opts = solver_options(
+        law.n_params, bounds=law.default_bounds if bounds is None else bounds, **options
+    )
+    sigmas = None if sigma is None else [d[2] for d in data]
+    raw = _native.fit_many(
+        law.name,
+        [d[0] for d in data],
+        [d[1] for d in data],
+        sigmas,
+        np.ascontiguousarray(starts),
+        opts,
+        n_threads,
+    )
+    return _batch(law, raw)
+
+
+def bootstrap_indices(m: int, n_resamples: int, seed: int = 0) -> np.ndarray:
+    """The point indices of each bootstrap resample, shape ``(n_resamples, m)`` (int64)."""
+    return _native.bootstrap_indices(m, n_resamples, seed)
+
+
+def bootstrap_fit(
+    law: Any,
+    xdata: Any,
+    ydata: Any,
+    p0: Any = None,
+    sigma: Any = None,
+    bounds: Any = None,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    n_threads: int = 0,
+    **options: Any,
+) -> BootstrapFit:
+    """Bootstrap a law fit: refit ``n_resamples`` resamples of the points (with replacement).
+
+    Resample ``i`` draws its indices from random stream ``i`` of ``seed``
+    (:func:`bootstrap_indices`) and is refitted from ``p0`` — by default the full-data
+    optimum (Epoch AI's protocol), found first with :func:`curve_fit`.
+    """
+    law = _require_law(law)
+    if n_resamples < 1:
+        raise InvalidInputError(f"n_resamples must be >= 1, got {n_resamples}")
+    if seed < 0:
+        raise InvalidInputError(f"seed must be >= 0, got {seed}")
+    x, y, sig = _law_data(law, xdata, ydata, sigma)
+    bounds = law.default_bounds if bounds is None else bounds
+    full = None
+    if p0 is None:
+        full = curve_fit(law, x.reshape(law.n_inputs, -1), y, sigma=sig, bounds=bounds, **options)
+        start = full.x
+    else:
+        start = as_vector("p0", p0)
+    opts = solver_options(law.n_params, bounds=bounds, **options)
+    raw = _native.bootstrap_fit(law.name, x, y, sig, start, n_resamples, seed, opts, n_threads)
+    return _batch(law, raw, BootstrapFit, seed=seed, full=full)
+
+
+def hoffmann_grid() -> np.ndarray:
+    """Hoffmann et al.'s 4500 starts for ``chinchilla_lse``: rows ``(a, b, e, alpha, beta)``."""
+    return _native.hoffmann_grid()
+
+
+def multi_start(
+    law: Any,
+    xdata: Any,
+    ydata: Any,
+    starts: Any = "hoffmann",
+    sigma: Any = None,
+    bounds: Any = None,
+    *,
+    n_threads: int = 0,
+    **options: Any,
+) -> MultiStartFit:
+    """Fit from every start and keep the best (lowest cost among converged fits).
+
+    Parameters
+    ----------
+    starts : array_like, shape (k, n), or "hoffmann"
+        Starting points; "hoffmann" is the 4500-point grid of Hoffmann et al. (2022) for
+        ``chinchilla_lse``. Starts outside ``bounds`` are clipped into them.
+    """
+    law = _require_law(law)
+    if isinstance(starts, str):
+        if starts != "hoffmann" or law.name != "chinchilla_lse":
+            raise InvalidInputError("starts='hoffmann' is the grid for law 'chinchilla_lse'")
+        starts = hoffmann_grid()
+    starts = np.ascontiguousarray(starts, dtype=np.float64)
+    if starts.ndim != 2 or starts.shape[1] != law.n_params or starts.shape[0] == 0:
+        raise ShapeError(f"starts must have shape (k, {law.n_params}), got {starts.shape}")
+    x, y, sig = _law_data(law, xdata, ydata, sigma)
+    bounds = law.default_bounds if bounds is None else bounds
+    opts = solver_options(law.n_params, bounds=bounds, **options)
+    raw = _native.multi_start(law.name, x, y, sig, starts, opts, n_threads)
+    best = None
+    if raw["best"] is not None:
+        lower, upper = (np.broadcast_to(np.asarray(b, float), (law.n_params,)) for b in bounds)
+        x0 = np.clip(starts[raw["best"]], lower, upper)
+        best = curve_fit(
+            law, x.reshape(law.n_inputs, -1), y, p0=x0, sigma=sig, bounds=bounds, **options
+        )
+    return _batch(law, raw, MultiStartFit, starts=starts, best=best)

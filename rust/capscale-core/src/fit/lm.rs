@@ -1,0 +1,798 @@
+//! The Levenberg–Marquardt trust-region solver (Moré 1978, MINPACK `lmder`), extended with box
+//! bounds (active set + projection), robust losses, geodesic acceleration (Transtrum & Sethna),
+//! relative-step finite differences, covariance from the pivoted QR, and honest termination.
+
+use super::covariance::{covariance, Covariance};
+use super::linalg::{enorm, j_times, jt_times, lmpar, solve_damped, PivotedQr};
+use super::problem::Problem;
+use super::robust::ScaledLoss;
+use crate::error::{check_finite, check_len, CoreError, CoreResult};
+
+/// Finite-difference scheme used when the problem has no analytic Jacobian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdScheme {
+    /// Forward differences, step `h_j = diff_step·|x_j|` (default `√ε`); `n` evaluations.
+    Forward,
+    /// Central differences, step `h_j = diff_step·|x_j|` (default `ε^{1/3}`); `2n` evaluations.
+    Central,
+}
+
+/// Solver settings. Defaults reach NIST-certified accuracy on the StRD suite.
+#[derive(Debug, Clone)]
+pub struct LmOptions {
+    /// Relative reduction of the cost below which the fit stops (both actual and predicted).
+    pub ftol: f64,
+    /// Relative scaled step size below which the fit stops (`Δ ≤ xtol·‖D x‖`).
+    pub xtol: f64,
+    /// Cosine between residuals and every free Jacobian column below which the fit stops.
+    pub gtol: f64,
+    /// Maximum number of residual evaluations (finite-difference evaluations not counted);
+    /// `None` means `500·(n+1)`.
+    pub max_nfev: Option<usize>,
+    /// Robust loss and its scale.
+    pub loss: ScaledLoss,
+    /// Lower bounds (empty: none; else length `n`, `-inf` allowed).
+    pub lower: Vec<f64>,
+    /// Upper bounds (empty: none; else length `n`, `+inf` allowed).
+    pub upper: Vec<f64>,
+    /// Finite-difference scheme when no analytic Jacobian exists.
+    pub fd_scheme: FdScheme,
+    /// Relative finite-difference step; `None` picks the scheme's default.
+    pub diff_step: Option<f64>,
+    /// Add the geodesic-acceleration correction to every step.
+    pub geodesic: bool,
+    /// Largest accepted ratio `2‖D a‖/‖D v‖` of acceleration to velocity.
+    pub avmax: f64,
+    /// Step for the second directional derivative used by geodesic acceleration.
+    pub h_fvv: f64,
+    /// Initial trust radius factor: `Δ₀ = factor·‖D x₀‖`.
+    pub factor: f64,
+    /// Fixed characteristic scales of the parameters (`D = 1/x_scale`); `None` uses Moré's
+    /// Jacobian-column scaling.
+    pub x_scale: Option<Vec<f64>>,
+    /// Relative tolerance on the diagonal of the pivoted QR of the column-normalised Jacobian
+    /// below which a direction counts as inestimable.
+    pub rank_rtol: f64,
+    /// `true`: covariance is `(JᵀJ)⁻¹` (sigma are absolute); `false`: scaled by the reduced χ².
+    pub absolute_sigma: bool,
+}
+
+impl Default for LmOptions {
+    fn default() -> Self {
+        Self {
+            ftol: 1e-15,
+            xtol: 1e-15,
+            gtol: 1e-15,
+            max_nfev: None,
+            loss: ScaledLoss::LINEAR,
+            lower: Vec::new(),
+            upper: Vec::new(),
+            fd_scheme: FdScheme::Central,
+            diff_step: None,
+            geodesic: false,
+            avmax: 0.75,
+            h_fvv: 0.1,
+            factor: 100.0,
+            x_scale: None,
+            rank_rtol: 1e-13,
+            absolute_sigma: false,
+        }
+    }
+}
+
+/// Why the solver stopped. Codes match `scipy.optimize.least_squares`; negatives are capscale's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// 0: the evaluation budget ran out.
+    MaxNfev,
+    /// 1: the gradient test (`gtol`) was satisfied.
+    Gtol,
+    /// 2: the cost test (`ftol`) was satisfied.
+    Ftol,
+    /// 3: the step test (`xtol`) was satisfied.
+    Xtol,
+    /// 4: both `ftol` and `xtol` were satisfied.
+    FtolXtol,
+    /// −3: converged, but a Jacobian column vanished: the fit sits on a plateau where a
+    /// parameter no longer influences the residuals, so the answer is not trustworthy.
+    VanishingColumn,
+    /// −4: residuals or Jacobian became non-finite and no finite step could be found.
+    NonFinite,
+}
+
+impl Status {
+    /// SciPy-compatible integer code.
+    pub fn code(self) -> i32 {
+        match self {
+            Status::MaxNfev => 0,
+            Status::Gtol => 1,
+            Status::Ftol => 2,
+            Status::Xtol => 3,
+            Status::FtolXtol => 4,
+            Status::VanishingColumn => -3,
+            Status::NonFinite => -4,
+        }
+    }
+
+    /// Whether the status means convergence to a trustworthy minimum.
+    pub fn success(self) -> bool {
+        matches!(
+            self,
+            Status::Gtol | Status::Ftol | Status::Xtol | Status::FtolXtol
+        )
+    }
+}
+
+/// Everything the solver found.
+#[derive(Debug, Clone)]
+pub struct LmReport {
+    /// Solution, length `n`.
+    pub x: Vec<f64>,
+    /// Residuals at `x` (weighted, before the robust loss), length `m`.
+    pub fun: Vec<f64>,
+    /// Jacobian of the (robust-transformed) residuals at `x`, `m × n` column-major.
+    pub jac: Vec<f64>,
+    /// Robust cost `½ C² Σ ρ((r/C)²)` (`½ Σ r²` for the linear loss).
+    pub cost: f64,
+    /// Max-norm of the projected gradient of the cost.
+    pub optimality: f64,
+    /// Residual evaluations by the iteration (finite-difference evaluations excluded).
+    pub nfev: usize,
+    /// Jacobian evaluations.
+    pub njev: usize,
+    /// Iterations that accepted a step.
+    pub niter: usize,
+    /// Why it stopped.
+    pub status: Status,
+    /// Human-readable reason.
+    pub message: String,
+    /// Covariance of the parameters (`n × n`, row-major), possibly with `inf` entries.
+    pub cov: Vec<f64>,
+    /// Numerical rank of the Jacobian at the solution.
+    pub rank: usize,
+    /// Parameters whose variance is infinite (inestimable directions).
+    pub inestimable: Vec<usize>,
+    /// Parameters whose Jacobian column vanished (plateau).
+    pub vanished: Vec<usize>,
+    /// Parameters at a bound at the solution.
+    pub active_bounds: Vec<usize>,
+}
+
+impl LmReport {
+    /// Whether the fit converged to a trustworthy minimum.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+struct Bounds {
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+    any: bool,
+}
+
+impl Bounds {
+    fn new(opts: &LmOptions, n: usize, x0: &[f64]) -> CoreResult<Self> {
+        let lower = if opts.lower.is_empty() {
+            vec![f64::NEG_INFINITY; n]
+        } else {
+            check_len("lower bounds", opts.lower.len(), n)?;
+            opts.lower.clone()
+        };
+        let upper = if opts.upper.is_empty() {
+            vec![f64::INFINITY; n]
+        } else {
+            check_len("upper bounds", opts.upper.len(), n)?;
+            opts.upper.clone()
+        };
+        for j in 0..n {
+            if lower[j].is_nan() || upper[j].is_nan() {
+                return Err(CoreError::NonFinite(format!("bound of parameter {j} is NaN")));
+            }
+            if lower[j] >= upper[j] {
+                return Err(CoreError::InvalidArgument(format!(
+                    "lower bound {} must be < upper bound {} for parameter {j}",
+                    lower[j], upper[j]
+                )));
+            }
+            if x0[j] < lower[j] || x0[j] > upper[j] {
+                return Err(CoreError::InvalidArgument(format!(
+                    "x0[{j}] = {} is outside its bounds [{}, {}]",
+                    x0[j], lower[j], upper[j]
+                )));
+            }
+        }
+        let any = lower.iter().any(|v| v.is_finite()) || upper.iter().any(|v| v.is_finite());
+        Ok(Self { lower, upper, any })
+    }
+
+    fn clip(&self, x: &mut [f64]) {
+        if self.any {
+            for ((xi, lo), hi) in x.iter_mut().zip(&self.lower).zip(&self.upper) {
+                *xi = xi.clamp(*lo, *hi);
+            }
+        }
+    }
+
+    /// Variables held at a bound because the gradient pushes them outward.
+    fn active(&self, x: &[f64], grad: &[f64]) -> Vec<bool> {
+        (0..x.len())
+            .map(|j| {
+                self.any
+                    && ((x[j] <= self.lower[j] && grad[j] > 0.0)
+                        || (x[j] >= self.upper[j] && grad[j] < 0.0))
+            })
+            .collect()
+    }
+}
+
+/// Residuals, robust transform and Jacobian evaluation shared by the iteration.
+struct Evaluator<'p, P: Problem + ?Sized> {
+    problem: &'p mut P,
+    loss: ScaledLoss,
+    m: usize,
+    n: usize,
+    fd_scheme: FdScheme,
+    diff_step: f64,
+    nfev: usize,
+    njev: usize,
+}
+
+impl<P: Problem + ?Sized> Evaluator<'_, P> {
+    /// Raw residuals at `x`; `Ok(false)` when some are non-finite.
+    fn raw(&mut self, x: &[f64], out: &mut [f64]) -> CoreResult<bool> {
+        self.problem.residuals(x, out)?;
+        Ok(out.iter().all(|v| v.is_finite()))
+    }
+
+    /// Jacobian of the raw residuals at `x` (given raw residuals `r` there).
+    fn raw_jacobian(
+        &mut self,
+        x: &[f64],
+        r: &[f64],
+        bounds: &Bounds,
+        out: &mut [f64],
+    ) -> CoreResult<bool> {
+        self.njev += 1;
+        if self.problem.has_jacobian() && self.problem.jacobian(x, out)? {
+            return Ok(out.iter().all(|v| v.is_finite()));
+        }
+        let (m, n) = (self.m, self.n);
+        let mut xt = x.to_vec();
+        let mut fp = vec![0.0; m];
+        let mut fm = vec![0.0; m];
+        for j in 0..n {
+            let xj = x[j];
+            let base = if xj == 0.0 { 1.0 } else { xj.abs() };
+            let h0 = self.diff_step * base;
+            let (lo, hi) = (bounds.lower[j], bounds.upper[j]);
+            let col = &mut out[j * m..(j + 1) * m];
+            let central_ok =
+                self.fd_scheme == FdScheme::Central && xj - h0 >= lo && xj + h0 <= hi;
+            if central_ok {
+                xt[j] = xj + h0;
+                let hp = xt[j] - xj;
+                self.problem.residuals(&xt, &mut fp)?;
+                xt[j] = xj - h0;
+                let hm = xj - xt[j];
+                self.problem.residuals(&xt, &mut fm)?;
+                for i in 0..m {
+                    col[i] = (fp[i] - fm[i]) / (hp + hm);
+                }
+            } else {
+                // One-sided step, pointing into the feasible box.
+                let h = if xj + h0 <= hi { h0 } else { -h0 };
+                xt[j] = xj + h;
+                let h = xt[j] - xj;
+                self.problem.residuals(&xt, &mut fp)?;
+                for i in 0..m {
+                    col[i] = (fp[i] - r[i]) / h;
+                }
+            }
+            xt[j] = xj;
+        }
+        Ok(out.iter().all(|v| v.is_finite()))
+    }
+}
+
+/// Minimise `½ Σ ρ(r_i(x)²)` from `x0`. Bad input is an `Err`; non-convergence is a report
+/// with `success() == false`.
+pub fn solve<P: Problem + ?Sized>(
+    problem: &mut P,
+    x0: &[f64],
+    opts: &LmOptions,
+) -> CoreResult<LmReport> {
+    let n = problem.n_params();
+    let m = problem.n_residuals();
+    check_len("x0", x0.len(), n)?;
+    check_finite("x0", x0)?;
+    if n == 0 {
+        return Err(CoreError::InvalidArgument("there are no parameters to fit".into()));
+    }
+    if m < n {
+        return Err(CoreError::InvalidArgument(format!(
+            "{m} residuals are fewer than the {n} parameters; the fit is underdetermined"
+        )));
+    }
+    for (name, tol) in [("ftol", opts.ftol), ("xtol", opts.xtol), ("gtol", opts.gtol)] {
+        if tol.is_nan() || tol < 0.0 || !tol.is_finite() {
+            return Err(CoreError::InvalidArgument(format!(
+                "{name} must be a finite number >= 0, got {tol}"
+            )));
+        }
+    }
+    if !(opts.loss.f_scale > 0.0 && opts.loss.f_scale.is_finite()) {
+        return Err(CoreError::InvalidArgument(format!(
+            "f_scale must be finite and > 0, got {}",
+            opts.loss.f_scale
+        )));
+    }
+    if let Some(xs) = &opts.x_scale {
+        check_len("x_scale", xs.len(), n)?;
+        if xs.iter().any(|v| !(*v > 0.0 && v.is_finite())) {
+            return Err(CoreError::InvalidArgument(
+                "x_scale entries must be finite and > 0".into(),
+            ));
+        }
+    }
+    let max_nfev = opts.max_nfev.unwrap_or(500 * (n + 1));
+    if max_nfev == 0 {
+        return Err(CoreError::InvalidArgument("max_nfev must be >= 1".into()));
+    }
+    let diff_step = match opts.diff_step {
+        Some(h) if h > 0.0 && h.is_finite() => h,
+        Some(h) => {
+            return Err(CoreError::InvalidArgument(format!(
+                "diff_step must be finite and > 0, got {h}"
+            )))
+        }
+        None => match opts.fd_scheme {
+            FdScheme::Forward => f64::EPSILON.sqrt(),
+            FdScheme::Central => f64::EPSILON.cbrt(),
+        },
+    };
+    let bounds = Bounds::new(opts, n, x0)?;
+    let eps = f64::EPSILON;
+    let (ftol, xtol, gtol) = (opts.ftol.max(eps), opts.xtol.max(eps), opts.gtol);
+
+    let mut ev = Evaluator {
+        problem,
+        loss: opts.loss,
+        m,
+        n,
+        fd_scheme: opts.fd_scheme,
+        diff_step,
+        nfev: 0,
+        njev: 0,
+    };
+    let mut x = x0.to_vec();
+    let mut r = vec![0.0; m];
+    ev.nfev += 1;
+    if !ev.raw(&x, &mut r)? {
+        let i = r.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        return Err(CoreError::NonFinite(format!(
+            "residual {i} is {} at x0; the model must be finite at the starting point",
+            r[i]
+        )));
+    }
+    let mut s = vec![0.0; m];
+    let mut ds = vec![0.0; m];
+    let mut cost = ev.loss.transform(&r, &mut s, &mut ds);
+    let mut fnorm = (2.0 * cost).sqrt();
+
+    let mut diag = match &opts.x_scale {
+        Some(xs) => xs.iter().map(|v| 1.0 / v).collect(),
+        None => vec![0.0; n],
+    };
+    let mut colmax = vec![0.0_f64; n];
+    let mut jac = vec![0.0; m * n];
+    let mut jac_at_x = false;
+    let mut delta = 0.0;
+    let mut xnorm = 0.0;
+    let mut par = 0.0;
+    let mut first = true;
+    let mut niter = 0;
+    let mut status: Option<Status> = None;
+    let mut message = String::new();
+
+    let mut r_new = vec![0.0; m];
+    let mut s_new = vec![0.0; m];
+    let mut ds_new = vec![0.0; m];
+
+    'outer: while status.is_none() {
+        // Jacobian of the transformed residuals.
+        if !ev.raw_jacobian(&x, &r, &bounds, &mut jac)? {
+            if first {
+                return Err(CoreError::NonFinite(
+                    "the Jacobian at x0 contains non-finite values".into(),
+                ));
+            }
+            status = Some(Status::NonFinite);
+            message = "the Jacobian became non-finite".into();
+            break;
+        }
+        for col in jac.chunks_mut(m) {
+            col.iter_mut().zip(&ds).for_each(|(a, d)| *a *= d);
+        }
+        jac_at_x = true;
+        let grad = jt_times(&jac, m, n, &s);
+        let active = bounds.active(&x, &grad);
+        let free: Vec<usize> = (0..n).filter(|&j| !active[j]).collect();
+        let nf = free.len();
+        let mut a = Vec::with_capacity(m * nf);
+        for &j in &free {
+            a.extend_from_slice(&jac[j * m..(j + 1) * m]);
+        }
+        let mut qr = PivotedQr::new(&mut a, m, nf, &s);
+        let mut acnorm = vec![0.0; n];
+        for (k, &j) in free.iter().enumerate() {
+            acnorm[j] = qr.acnorm[k];
+        }
+        for &j in &free {
+            colmax[j] = colmax[j].max(acnorm[j]);
+        }
+        if first {
+            if opts.x_scale.is_none() {
+                for j in 0..n {
+                    diag[j] = if acnorm[j] == 0.0 { 1.0 } else { acnorm[j] };
+                }
+            }
+            xnorm = enorm(&mul(&diag, &x));
+            delta = opts.factor * xnorm;
+            if delta == 0.0 {
+                delta = opts.factor;
+            }
+        }
+        // Gradient test: cosine between s and each free column.
+        let mut gnorm: f64 = 0.0;
+        if fnorm != 0.0 {
+            for &j in &free {
+                if acnorm[j] != 0.0 {
+                    gnorm = gnorm.max((grad[j] / fnorm).abs() / acnorm[j]);
+                }
+            }
+        }
+        if nf == 0 || gnorm <= gtol.max(if fnorm == 0.0 { f64::INFINITY } else { 0.0 }) {
+            status = Some(Status::Gtol);
+            message = if fnorm == 0.0 {
+                "the residuals are exactly zero".into()
+            } else {
+                format!("gtol satisfied: max cosine {gnorm:.3e} between residuals and Jacobian columns")
+            };
+            break;
+        }
+        if opts.x_scale.is_none() {
+            for &j in &free {
+                diag[j] = diag[j].max(acnorm[j]);
+            }
+        }
+        let diag_free: Vec<f64> = free.iter().map(|&j| diag[j]).collect();
+
+        loop {
+            let sol = lmpar(&mut qr, &diag_free, delta, par);
+            par = sol.par;
+            let mut v = vec![0.0; n];
+            for (k, &j) in free.iter().enumerate() {
+                v[j] = -sol.x[k];
+            }
+            let mut step = v.clone();
+            let mut accel_rejected = false;
+            if opts.geodesic {
+                match geodesic_correction(&mut ev, &x, &v, &s, &jac, &bounds, opts.h_fvv)? {
+                    Some(fvv) => {
+                        let mut qtb = project_qt(&qr, &free, &jac, m, &fvv);
+                        // Solve the damped system with right-hand side Qᵀ f_vv.
+                        let acc_free = solve_damped(&mut qr, &diag_free, par, &qtb);
+                        qtb.clear();
+                        let mut acc = vec![0.0; n];
+                        for (k, &j) in free.iter().enumerate() {
+                            acc[j] = -acc_free[k];
+                        }
+                        let an = enorm(&mul(&diag, &acc));
+                        let vn = enorm(&mul(&diag, &v));
+                        if vn > 0.0 && 2.0 * an / vn > opts.avmax {
+                            accel_rejected = true;
+                        } else {
+                            for j in 0..n {
+                                step[j] += 0.5 * acc[j];
+                            }
+                        }
+                    }
+                    None => accel_rejected = true,
+                }
+            }
+            let mut x_new: Vec<f64> = x.iter().zip(&step).map(|(a, b)| a + b).collect();
+            bounds.clip(&mut x_new);
+            let taken: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+            let projected = taken.iter().zip(&step).any(|(a, b)| a != b);
+            let pnorm = enorm(&mul(&diag, &taken));
+            if niter == 0 {
+                delta = delta.min(pnorm);
+            }
+
+            let (actred, fnorm1, finite) = if accel_rejected {
+                (-1.0, f64::INFINITY, true)
+            } else {
+                ev.nfev += 1;
+                let finite = ev.raw(&x_new, &mut r_new)?;
+                if finite {
+                    let c1 = ev.loss.transform(&r_new, &mut s_new, &mut ds_new);
+                    let f1 = (2.0 * c1).sqrt();
+                    let act = if 0.1 * f1 < fnorm {
+                        1.0 - (f1 / fnorm).powi(2)
+                    } else {
+                        -1.0
+                    };
+                    (act, f1, true)
+                } else {
+                    (-1.0, f64::INFINITY, false)
+                }
+            };
+
+            // Predicted reduction of the linear model.
+            let (prered, dirder) = if projected {
+                let jp = j_times(&jac, m, n, &taken);
+                let sjp: f64 = s.iter().zip(&jp).map(|(a, b)| a * b).sum();
+                let jpn = enorm(&jp);
+                let pr = -(2.0 * sjp + jpn * jpn) / (fnorm * fnorm);
+                (pr, sjp / (fnorm * fnorm))
+            } else {
+                let vfree: Vec<f64> = free.iter().map(|&j| v[j]).collect();
+                let t1 = qr.norm_jp(&vfree) / fnorm;
+                let t2 = par.sqrt() * enorm(&mul(&diag, &v)) / fnorm;
+                (t1 * t1 + t2 * t2 / 0.5, -(t1 * t1 + t2 * t2))
+            };
+            let ratio = if prered > 0.0 { actred / prered } else { 0.0 };
+
+            // Update the trust radius.
+            if ratio <= 0.25 {
+                let mut temp = if actred >= 0.0 {
+                    0.5
+                } else {
+                    0.5 * dirder / (dirder + 0.5 * actred)
+                };
+                if 0.1 * fnorm1 >= fnorm || temp.is_nan() || temp < 0.1 {
+                    temp = 0.1;
+                }
+                delta = temp * delta.min(pnorm / 0.1);
+                par /= temp;
+            } else if par == 0.0 || ratio >= 0.75 {
+                delta = pnorm / 0.5;
+                par *= 0.5;
+            }
+
+            if ratio >= 1e-4 && finite {
+                x.copy_from_slice(&x_new);
+                r.copy_from_slice(&r_new);
+                s.copy_from_slice(&s_new);
+                ds.copy_from_slice(&ds_new);
+                cost = 0.5 * fnorm1 * fnorm1;
+                fnorm = fnorm1;
+                xnorm = enorm(&mul(&diag, &x));
+                niter += 1;
+                jac_at_x = false;
+            }
+            first = false;
+
+            // Convergence tests.
+            let ftol_ok = actred.abs() <= ftol && prered <= ftol && 0.5 * ratio <= 1.0;
+            let xtol_ok = delta <= xtol * xnorm;
+            if ftol_ok && xtol_ok {
+                status = Some(Status::FtolXtol);
+            } else if ftol_ok {
+                status = Some(Status::Ftol);
+            } else if xtol_ok {
+                status = Some(Status::Xtol);
+            } else if fnorm == 0.0 {
+                status = Some(Status::Ftol);
+            } else if ev.nfev >= max_nfev {
+                status = Some(Status::MaxNfev);
+            } else if !delta.is_finite() || delta <= f64::MIN_POSITIVE {
+                status = Some(Status::Xtol);
+            }
+            if let Some(st) = status {
+                message = match st {
+                    Status::Ftol => format!("ftol satisfied: relative cost reduction below {ftol:.1e}"),
+                    Status::Xtol => format!("xtol satisfied: relative step size below {xtol:.1e}"),
+                    Status::FtolXtol => format!("ftol and xtol satisfied ({ftol:.1e}, {xtol:.1e})"),
+                    Status::MaxNfev => format!("the evaluation budget max_nfev = {max_nfev} was exhausted"),
+                    _ => String::new(),
+                };
+                break 'outer;
+            }
+            if ratio >= 1e-4 && finite {
+                break;
+            }
+        }
+    }
+    let mut status = status.unwrap_or(Status::MaxNfev);
+
+    // Polish: MINPACK's relative tests stop once the cost no longer changes in floating point,
+    // which can leave the parameters with only ~√ε of their attainable accuracy on
+    // large-residual problems. Undamped Gauss–Newton steps from the (κ(J)-accurate) QR are
+    // taken while they contract and do not raise the cost beyond rounding.
+    if status.success() && fnorm > 0.0 {
+        let mut prev = f64::INFINITY;
+        for _ in 0..POLISH_STEPS {
+            if !ev.raw_jacobian(&x, &r, &bounds, &mut jac)? {
+                break;
+            }
+            for col in jac.chunks_mut(m) {
+                col.iter_mut().zip(&ds).for_each(|(a, d)| *a *= d);
+            }
+            jac_at_x = true;
+            let grad = jt_times(&jac, m, n, &s);
+            let active = bounds.active(&x, &grad);
+            let free: Vec<usize> = (0..n).filter(|&j| !active[j]).collect();
+            if free.is_empty() {
+                break;
+            }
+            let mut a = Vec::with_capacity(m * free.len());
+            for &j in &free {
+                a.extend_from_slice(&jac[j * m..(j + 1) * m]);
+            }
+            let mut qr = PivotedQr::new(&mut a, m, free.len(), &s);
+            let diag_free: Vec<f64> = free.iter().map(|&j| diag[j]).collect();
+            let gn = lmpar(&mut qr, &diag_free, f64::INFINITY, 0.0);
+            let mut x_new = x.clone();
+            for (k, &j) in free.iter().enumerate() {
+                x_new[j] -= gn.x[k];
+            }
+            bounds.clip(&mut x_new);
+            let taken: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+            let pn = enorm(&mul(&diag, &taken));
+            if pn == 0.0 || pn >= 0.5 * prev || !pn.is_finite() {
+                break;
+            }
+            ev.nfev += 1;
+            if !ev.raw(&x_new, &mut r_new)? {
+                break;
+            }
+            let c1 = ev.loss.transform(&r_new, &mut s_new, &mut ds_new);
+            if c1 > cost * (1.0 + 4.0 * f64::EPSILON) {
+                break;
+            }
+            x.copy_from_slice(&x_new);
+            r.copy_from_slice(&r_new);
+            s.copy_from_slice(&s_new);
+            ds.copy_from_slice(&ds_new);
+            cost = c1;
+            fnorm = (2.0 * c1).sqrt();
+            jac_at_x = false;
+            prev = pn;
+            if pn <= f64::EPSILON * enorm(&mul(&diag, &x)) {
+                break;
+            }
+        }
+    }
+
+    // Final Jacobian at the solution for covariance and diagnostics.
+    if !jac_at_x && status != Status::NonFinite {
+        if ev.raw_jacobian(&x, &r, &bounds, &mut jac)? {
+            for col in jac.chunks_mut(m) {
+                col.iter_mut().zip(&ds).for_each(|(a, d)| *a *= d);
+            }
+        } else {
+            status = Status::NonFinite;
+            message = "the Jacobian at the solution is non-finite".into();
+        }
+    }
+    let grad = jt_times(&jac, m, n, &s);
+    let active = bounds.active(&x, &grad);
+    let optimality = (0..n)
+        .filter(|&j| !active[j])
+        .fold(0.0_f64, |acc, j| acc.max(grad[j].abs()));
+    let active_bounds: Vec<usize> = (0..n)
+        .filter(|&j| bounds.any && (x[j] <= bounds.lower[j] || x[j] >= bounds.upper[j]))
+        .collect();
+
+    // A column that shrank to a vanishing fraction of its largest size means the parameter
+    // no longer moves the residuals: a plateau, not a minimum.
+    let vanished: Vec<usize> = (0..n)
+        .filter(|&j| {
+            let c = enorm(&jac[j * m..(j + 1) * m]);
+            colmax[j] > 0.0 && c <= 1e-7 * colmax[j] && !active_bounds.contains(&j)
+        })
+        .collect();
+    if status.success() && !vanished.is_empty() && fnorm > 0.0 {
+        status = Status::VanishingColumn;
+        message = format!(
+            "stopped on a plateau: the Jacobian column(s) of parameter(s) {vanished:?} vanished \
+             (below 1e-7 of their largest size), so the result is not a trustworthy minimum"
+        );
+    }
+
+    let scale = if opts.absolute_sigma {
+        Some(1.0)
+    } else if m > n {
+        Some(2.0 * cost / (m - n) as f64)
+    } else {
+        None
+    };
+    let Covariance {
+        cov,
+        rank,
+        inestimable,
+    } = covariance(&jac, m, n, opts.rank_rtol, scale);
+    Ok(LmReport {
+        x,
+        fun: r,
+        jac,
+        cost,
+        optimality,
+        nfev: ev.nfev,
+        njev: ev.njev,
+        niter,
+        status,
+        message,
+        cov,
+        rank,
+        inestimable,
+        vanished,
+        active_bounds,
+    })
+}
+
+/// Gauss–Newton polishing steps after convergence (each: one Jacobian, one evaluation).
+const POLISH_STEPS: usize = 4;
+
+fn mul(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x * y).collect()
+}
+
+/// Second directional derivative of the transformed residuals along `v` (one extra
+/// evaluation): `f_vv ≈ (2/h)·[(s(x + h v) − s(x))/h − J v]`. `None` if it is not finite.
+fn geodesic_correction<P: Problem + ?Sized>(
+    ev: &mut Evaluator<'_, P>,
+    x: &[f64],
+    v: &[f64],
+    s: &[f64],
+    jac: &[f64],
+    bounds: &Bounds,
+    h: f64,
+) -> CoreResult<Option<Vec<f64>>> {
+    let (m, n) = (ev.m, ev.n);
+    let mut xt: Vec<f64> = x.iter().zip(v).map(|(a, b)| a + h * b).collect();
+    bounds.clip(&mut xt);
+    let mut rt = vec![0.0; m];
+    ev.nfev += 1;
+    if !ev.raw(&xt, &mut rt)? {
+        return Ok(None);
+    }
+    let mut st = vec![0.0; m];
+    let mut dt = vec![0.0; m];
+    ev.loss.transform(&rt, &mut st, &mut dt);
+    let jv = j_times(jac, m, n, v);
+    let fvv: Vec<f64> = (0..m)
+        .map(|i| (2.0 / h) * ((st[i] - s[i]) / h - jv[i]))
+        .collect();
+    Ok(if fvv.iter().all(|v| v.is_finite()) {
+        Some(fvv)
+    } else {
+        None
+    })
+}
+
+/// `Qᵀ w` (first `nf` entries) for the QR of the free columns of `jac`, computed without
+/// keeping `Q`: solve `Rᵀ y = Pᵀ J_Fᵀ w`.
+fn project_qt(qr: &PivotedQr, free: &[usize], jac: &[f64], m: usize, w: &[f64]) -> Vec<f64> {
+    let nf = free.len();
+    // z = (J P)ᵀ w in pivoted order.
+    let z: Vec<f64> = (0..nf)
+        .map(|k| {
+            let j = free[qr.ipvt[k]];
+            jac[j * m..(j + 1) * m].iter().zip(w).map(|(a, b)| a * b).sum()
+        })
+        .collect();
+    // Rᵀ y = z (forward substitution); y = Qᵀ w restricted to range(J).
+    let mut y = vec![0.0; nf];
+    for j in 0..nf {
+        let mut sum = z[j];
+        for i in 0..j {
+            sum -= qr.rij(i, j) * y[i];
+        }
+        let d = qr.rij(j, j);
+        y[j] = if d != 0.0 { sum / d } else { 0.0 };
+    }
+    y
+}

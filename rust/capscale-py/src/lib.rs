@@ -1,0 +1,16 @@
+//! `capscale._native`: thin PyO3 bindings over capscale-core. Extract and validate, release
+//! the GIL for the work, convert back — no arithmetic lives here.
+
+mod callbacks;
+mod errors;
+mod fit;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    fit::register(m)?;
+    Ok(())
+}
