@@ -21,6 +21,10 @@ from .result import FitResult
 
 LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
 
+#: Default ftol, xtol and gtol (the native core's defaults). Tolerances below machine
+#: epsilon act as epsilon: the fit runs until no further progress is representable.
+DEFAULT_TOL = 1e-15
+
 
 def as_vector(name: str, value: Any, check_finite: bool = True) -> np.ndarray:
     """Convert to a contiguous 1-D float64 array, naming ``name`` in errors."""
@@ -75,9 +79,9 @@ def solver_options(
     bounds: Any = None,
     loss: str = "linear",
     f_scale: float = 1.0,
-    ftol: float = 1e-12,
-    xtol: float = 1e-12,
-    gtol: float = 1e-12,
+    ftol: float = DEFAULT_TOL,
+    xtol: float = DEFAULT_TOL,
+    gtol: float = DEFAULT_TOL,
     max_nfev: int | None = None,
     diff_scheme: str = "3-point",
     diff_step: float | None = None,
@@ -165,7 +169,7 @@ def build_result(
         )
     return FitResult(
         x=x,
-        params={k: float(v) for k, v in zip(names, x)},
+        params={k: float(v) for k, v in zip(names, x, strict=True)},
         cov=cov,
         stderr=stderr,
         fun=fun,

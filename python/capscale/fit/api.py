@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _native
 from ..errors import InvalidInputError, ShapeError
-from ._common import as_vector, build_result, default_names, solver_options
+from ._common import DEFAULT_TOL, as_vector, build_result, default_names, solver_options
 from .result import FitResult
 
 __all__ = ["curve_fit", "least_squares"]
@@ -39,9 +39,9 @@ def least_squares(
     *,
     loss: str = "linear",
     f_scale: float = 1.0,
-    ftol: float = 1e-12,
-    xtol: float = 1e-12,
-    gtol: float = 1e-12,
+    ftol: float = DEFAULT_TOL,
+    xtol: float = DEFAULT_TOL,
+    gtol: float = DEFAULT_TOL,
     max_nfev: int | None = None,
     diff_step: float | None = None,
     x_scale: Any = "jac",
@@ -69,7 +69,9 @@ def least_squares(
     f_scale : float
         Soft margin between inlier and outlier residuals (units of the residuals).
     ftol, xtol, gtol : float
-        Relative tolerances on the cost reduction, the scaled step and the gradient cosine.
+        Relative tolerances on the cost reduction, the scaled step and the gradient cosine
+        (default 1e-15: run to the limit of double precision; a Gauss–Newton polish then
+        recovers the parameter digits the cost test cannot see).
     max_nfev : int, optional
         Residual-evaluation budget (default ``500·(n+1)``).
     diff_step : float, optional
@@ -141,9 +143,9 @@ def curve_fit(
     *,
     loss: str = "linear",
     f_scale: float = 1.0,
-    ftol: float = 1e-12,
-    xtol: float = 1e-12,
-    gtol: float = 1e-12,
+    ftol: float = DEFAULT_TOL,
+    xtol: float = DEFAULT_TOL,
+    gtol: float = DEFAULT_TOL,
     max_nfev: int | None = None,
     diff_step: float | None = None,
     x_scale: Any = "jac",

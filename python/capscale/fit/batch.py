@@ -168,7 +168,7 @@ def fit_many(
         raise ShapeError("xs, ys (and sigma) must have the same number of datasets")
     data = [
         _law_data(law, x, y, None if sigma is None else sigma[k])
-        for k, (x, y) in enumerate(zip(xs, ys))
+        for k, (x, y) in enumerate(zip(xs, ys, strict=True))
     ]
     if p0 is None:
         starts = np.array([law.guess(x.reshape(law.n_inputs, -1), y) for x, y, _ in data])

@@ -116,7 +116,13 @@ pub struct PyProblem {
 
 impl PyProblem {
     /// Wrap the callables; `m` is the length of `fun(x0)`, found by the caller.
-    pub fn new(fun: Py<PyAny>, jac: Option<Py<PyAny>>, args: Py<PyTuple>, m: usize, n: usize) -> Self {
+    pub fn new(
+        fun: Py<PyAny>,
+        jac: Option<Py<PyAny>>,
+        args: Py<PyTuple>,
+        m: usize,
+        n: usize,
+    ) -> Self {
         Self {
             fun,
             jac,

@@ -7,11 +7,14 @@ use capscale_core::fit::batch::{self, BatchResult, Dataset};
 use capscale_core::fit::laws::{self, Law};
 use capscale_core::fit::{solve, CurveProblem, FdScheme, LmOptions, LmReport, Loss, ScaledLoss};
 use capscale_core::rng::resample_indices;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-/// Solver settings, built once in Python and passed to every fit.
+/// Solver settings, built once in Python and passed to every fit; `None` means the
+/// core default (`LmOptions::default()`).
 #[pyclass(frozen, module = "capscale._native")]
 pub struct SolverOptions {
     inner: LmOptions,
@@ -20,15 +23,15 @@ pub struct SolverOptions {
 #[pymethods]
 impl SolverOptions {
     #[new]
-    #[pyo3(signature = (*, ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=None, loss="linear",
+    #[pyo3(signature = (*, ftol=None, xtol=None, gtol=None, max_nfev=None, loss="linear",
         f_scale=1.0, lower=None, upper=None, diff_scheme="3-point", diff_step=None,
-        geodesic=false, avmax=0.75, h_fvv=0.1, factor=100.0, x_scale=None, rank_rtol=1e-13,
+        geodesic=false, avmax=None, h_fvv=None, factor=None, x_scale=None, rank_rtol=None,
         absolute_sigma=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        ftol: f64,
-        xtol: f64,
-        gtol: f64,
+        ftol: Option<f64>,
+        xtol: Option<f64>,
+        gtol: Option<f64>,
         max_nfev: Option<usize>,
         loss: &str,
         f_scale: f64,
@@ -37,11 +40,11 @@ impl SolverOptions {
         diff_scheme: &str,
         diff_step: Option<f64>,
         geodesic: bool,
-        avmax: f64,
-        h_fvv: f64,
-        factor: f64,
+        avmax: Option<f64>,
+        h_fvv: Option<f64>,
+        factor: Option<f64>,
         x_scale: Option<Vec<f64>>,
-        rank_rtol: f64,
+        rank_rtol: Option<f64>,
         absolute_sigma: bool,
     ) -> PyResult<Self> {
         let fd_scheme = match diff_scheme {
@@ -53,11 +56,12 @@ impl SolverOptions {
                 )))
             }
         };
+        let d = LmOptions::default();
         Ok(Self {
             inner: LmOptions {
-                ftol,
-                xtol,
-                gtol,
+                ftol: ftol.unwrap_or(d.ftol),
+                xtol: xtol.unwrap_or(d.xtol),
+                gtol: gtol.unwrap_or(d.gtol),
                 max_nfev,
                 loss: ScaledLoss {
                     loss: Loss::from_name(loss).py()?,
@@ -68,11 +72,11 @@ impl SolverOptions {
                 fd_scheme,
                 diff_step,
                 geodesic,
-                avmax,
-                h_fvv,
-                factor,
+                avmax: avmax.unwrap_or(d.avmax),
+                h_fvv: h_fvv.unwrap_or(d.h_fvv),
+                factor: factor.unwrap_or(d.factor),
                 x_scale,
-                rank_rtol,
+                rank_rtol: rank_rtol.unwrap_or(d.rank_rtol),
                 absolute_sigma,
             },
         })
@@ -115,7 +119,10 @@ fn batch_dict<'py>(py: Python<'py>, res: BatchResult) -> PyResult<Bound<'py, PyD
     let d = PyDict::new(py);
     d.set_item("best", res.best())?;
     d.set_item("x", PyArray1::from_vec(py, res.x).reshape([k, n])?)?;
-    d.set_item("stderr", PyArray1::from_vec(py, res.stderr).reshape([k, n])?)?;
+    d.set_item(
+        "stderr",
+        PyArray1::from_vec(py, res.stderr).reshape([k, n])?,
+    )?;
     d.set_item("cost", PyArray1::from_vec(py, res.cost))?;
     d.set_item("status", PyArray1::from_vec(py, res.status))?;
     d.set_item("nfev", PyArray1::from_vec(py, res.nfev))?;
@@ -185,7 +192,11 @@ fn fit_law<'py>(
     options: &SolverOptions,
 ) -> PyResult<Bound<'py, PyDict>> {
     let law = Law::from_name(law).py()?;
-    let (x, y, p0) = (slice("xdata", &x)?, slice("ydata", &ydata)?, slice("p0", &p0)?);
+    let (x, y, p0) = (
+        slice("xdata", &x)?,
+        slice("ydata", &ydata)?,
+        slice("p0", &p0)?,
+    );
     let sigma = match &sigma {
         Some(s) => Some(slice("sigma", s)?),
         None => None,
@@ -257,14 +268,28 @@ fn bootstrap_fit<'py>(
     n_threads: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let law = Law::from_name(law).py()?;
-    let (x, y, p0) = (slice("xdata", &x)?, slice("ydata", &ydata)?, slice("p0", &p0)?);
+    let (x, y, p0) = (
+        slice("xdata", &x)?,
+        slice("ydata", &ydata)?,
+        slice("p0", &p0)?,
+    );
     let sigma = match &sigma {
         Some(s) => Some(slice("sigma", s)?),
         None => None,
     };
     let res = py
         .detach(|| {
-            batch::bootstrap(law, x, y, sigma, p0, n_resamples, seed, &options.inner, n_threads)
+            batch::bootstrap(
+                law,
+                x,
+                y,
+                sigma,
+                p0,
+                n_resamples,
+                seed,
+                &options.inner,
+                n_threads,
+            )
         })
         .py()?;
     batch_dict(py, res)

@@ -20,7 +20,13 @@ pub struct Covariance {
 /// depend on parameter units); `|R_kk| ≤ rank_rtol·|R_00|` ends the estimable block.
 /// `scale` multiplies `(JᵀJ)⁻¹` (the residual variance, or 1 for absolute sigma); `None`
 /// (no degrees of freedom) makes every entry `inf`.
-pub fn covariance(jac: &[f64], m: usize, n: usize, rank_rtol: f64, scale: Option<f64>) -> Covariance {
+pub fn covariance(
+    jac: &[f64],
+    m: usize,
+    n: usize,
+    rank_rtol: f64,
+    scale: Option<f64>,
+) -> Covariance {
     let norms: Vec<f64> = (0..n).map(|j| enorm(&jac[j * m..(j + 1) * m])).collect();
     let mut a = vec![0.0; m * n];
     for j in 0..n {

@@ -315,13 +315,29 @@ mod tests {
     #[test]
     fn analytic_jacobians_match_central_differences() {
         let x1: Vec<f64> = (1..=9).map(|i| 10f64.powf(6.0 + 0.5 * i as f64)).collect();
-        let x2: Vec<f64> = x1.iter().chain(x1.iter().map(|v| v * 20.0).collect::<Vec<_>>().iter()).copied().collect();
+        let x2: Vec<f64> = x1
+            .iter()
+            .chain(x1.iter().map(|v| v * 20.0).collect::<Vec<_>>().iter())
+            .copied()
+            .collect();
         let cases: Vec<(Law, Vec<f64>, Vec<f64>)> = vec![
             (Law::PowerLaw, x1.clone(), vec![400.0, 0.3]),
             (Law::SaturatingPowerLaw, x1.clone(), vec![400.0, 0.3, 1.7]),
-            (Law::Chinchilla, x2.clone(), vec![1.8, 480.0, 2100.0, 0.34, 0.37]),
-            (Law::ChinchillaLse, x2.clone(), vec![6.0, 7.6, 0.6, 0.34, 0.37]),
-            (Law::Logistic4, vec![-2.0, -0.5, 0.0, 0.3, 1.2, 3.0], vec![0.7, 2.0, 0.4, 0.25]),
+            (
+                Law::Chinchilla,
+                x2.clone(),
+                vec![1.8, 480.0, 2100.0, 0.34, 0.37],
+            ),
+            (
+                Law::ChinchillaLse,
+                x2.clone(),
+                vec![6.0, 7.6, 0.6, 0.34, 0.37],
+            ),
+            (
+                Law::Logistic4,
+                vec![-2.0, -0.5, 0.0, 0.3, 1.2, 3.0],
+                vec![0.7, 2.0, 0.4, 0.25],
+            ),
             (Law::Exponential, vec![0.0, 0.5, 1.0, 2.0], vec![1.5, 0.8]),
             (Law::LogLinear, x1.clone(), vec![0.1, 0.05]),
         ];
@@ -341,7 +357,10 @@ mod tests {
                 for i in 0..m {
                     let fd = (fp[i] - fm[i]) / (2.0 * h);
                     let an = jac[j * m + i];
-                    assert!((fd - an).abs() <= 1e-6 * an.abs().max(1e-8), "{law:?} j={j} i={i}: {fd} vs {an}");
+                    assert!(
+                        (fd - an).abs() <= 1e-6 * an.abs().max(1e-8),
+                        "{law:?} j={j} i={i}: {fd} vs {an}"
+                    );
                 }
             }
         }

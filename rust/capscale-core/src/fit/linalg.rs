@@ -352,7 +352,13 @@ pub fn solve_damped(qr: &mut PivotedQr, diag: &[f64], par: f64, qtb: &[f64]) -> 
 /// `Rᵀ`-based projections: returns `(Jᵀ v)` in original order given the raw Jacobian.
 pub fn jt_times(jac: &[f64], m: usize, n: usize, v: &[f64]) -> Vec<f64> {
     (0..n)
-        .map(|j| jac[j * m..(j + 1) * m].iter().zip(v).map(|(a, b)| a * b).sum())
+        .map(|j| {
+            jac[j * m..(j + 1) * m]
+                .iter()
+                .zip(v)
+                .map(|(a, b)| a * b)
+                .sum()
+        })
         .collect()
 }
 

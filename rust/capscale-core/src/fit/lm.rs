@@ -187,7 +187,9 @@ impl Bounds {
         };
         for j in 0..n {
             if lower[j].is_nan() || upper[j].is_nan() {
-                return Err(CoreError::NonFinite(format!("bound of parameter {j} is NaN")));
+                return Err(CoreError::NonFinite(format!(
+                    "bound of parameter {j} is NaN"
+                )));
             }
             if lower[j] >= upper[j] {
                 return Err(CoreError::InvalidArgument(format!(
@@ -267,8 +269,7 @@ impl<P: Problem + ?Sized> Evaluator<'_, P> {
             let h0 = self.diff_step * base;
             let (lo, hi) = (bounds.lower[j], bounds.upper[j]);
             let col = &mut out[j * m..(j + 1) * m];
-            let central_ok =
-                self.fd_scheme == FdScheme::Central && xj - h0 >= lo && xj + h0 <= hi;
+            let central_ok = self.fd_scheme == FdScheme::Central && xj - h0 >= lo && xj + h0 <= hi;
             if central_ok {
                 xt[j] = xj + h0;
                 let hp = xt[j] - xj;
@@ -307,14 +308,20 @@ pub fn solve<P: Problem + ?Sized>(
     check_len("x0", x0.len(), n)?;
     check_finite("x0", x0)?;
     if n == 0 {
-        return Err(CoreError::InvalidArgument("there are no parameters to fit".into()));
+        return Err(CoreError::InvalidArgument(
+            "there are no parameters to fit".into(),
+        ));
     }
     if m < n {
         return Err(CoreError::InvalidArgument(format!(
             "{m} residuals are fewer than the {n} parameters; the fit is underdetermined"
         )));
     }
-    for (name, tol) in [("ftol", opts.ftol), ("xtol", opts.xtol), ("gtol", opts.gtol)] {
+    for (name, tol) in [
+        ("ftol", opts.ftol),
+        ("xtol", opts.xtol),
+        ("gtol", opts.gtol),
+    ] {
         if tol.is_nan() || tol < 0.0 || !tol.is_finite() {
             return Err(CoreError::InvalidArgument(format!(
                 "{name} must be a finite number >= 0, got {tol}"
@@ -457,7 +464,9 @@ pub fn solve<P: Problem + ?Sized>(
             message = if fnorm == 0.0 {
                 "the residuals are exactly zero".into()
             } else {
-                format!("gtol satisfied: max cosine {gnorm:.3e} between residuals and Jacobian columns")
+                format!(
+                    "gtol satisfied: max cosine {gnorm:.3e} between residuals and Jacobian columns"
+                )
             };
             break;
         }
@@ -592,10 +601,14 @@ pub fn solve<P: Problem + ?Sized>(
             }
             if let Some(st) = status {
                 message = match st {
-                    Status::Ftol => format!("ftol satisfied: relative cost reduction below {ftol:.1e}"),
+                    Status::Ftol => {
+                        format!("ftol satisfied: relative cost reduction below {ftol:.1e}")
+                    }
                     Status::Xtol => format!("xtol satisfied: relative step size below {xtol:.1e}"),
                     Status::FtolXtol => format!("ftol and xtol satisfied ({ftol:.1e}, {xtol:.1e})"),
-                    Status::MaxNfev => format!("the evaluation budget max_nfev = {max_nfev} was exhausted"),
+                    Status::MaxNfev => {
+                        format!("the evaluation budget max_nfev = {max_nfev} was exhausted")
+                    }
                     _ => String::new(),
                 };
                 break 'outer;
@@ -781,7 +794,11 @@ fn project_qt(qr: &PivotedQr, free: &[usize], jac: &[f64], m: usize, w: &[f64]) 
     let z: Vec<f64> = (0..nf)
         .map(|k| {
             let j = free[qr.ipvt[k]];
-            jac[j * m..(j + 1) * m].iter().zip(w).map(|(a, b)| a * b).sum()
+            jac[j * m..(j + 1) * m]
+                .iter()
+                .zip(w)
+                .map(|(a, b)| a * b)
+                .sum()
         })
         .collect();
     // Rᵀ y = z (forward substitution); y = Qᵀ w restricted to range(J).

@@ -143,7 +143,11 @@ impl ScaledLoss {
     /// The robust cost `½ C² Σ ρ((r/C)²)` of residuals `r`.
     pub fn cost(&self, r: &[f64]) -> f64 {
         let c = self.f_scale;
-        0.5 * c * c * r.iter().map(|ri| self.loss.rho((ri / c) * (ri / c))).sum::<f64>()
+        0.5 * c
+            * c
+            * r.iter()
+                .map(|ri| self.loss.rho((ri / c) * (ri / c)))
+                .sum::<f64>()
     }
 }
 
@@ -153,7 +157,13 @@ mod tests {
 
     #[test]
     fn transform_reproduces_cost_and_derivative() {
-        for loss in [Loss::Huber, Loss::SoftL1, Loss::Cauchy, Loss::Arctan, Loss::Linear] {
+        for loss in [
+            Loss::Huber,
+            Loss::SoftL1,
+            Loss::Cauchy,
+            Loss::Arctan,
+            Loss::Linear,
+        ] {
             let sl = ScaledLoss { loss, f_scale: 0.7 };
             let r = [-3.0, -0.2, 0.0, 1e-9, 0.5, 4.0];
             let mut s = [0.0; 6];
