@@ -27,7 +27,6 @@ impl SolverOptions {
         f_scale=1.0, lower=None, upper=None, diff_scheme="3-point", diff_step=None,
         geodesic=false, avmax=None, h_fvv=None, factor=None, x_scale=None, rank_rtol=None,
         absolute_sigma=false))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
         ftol: Option<f64>,
         xtol: Option<f64>,
@@ -153,7 +152,6 @@ fn least_squares<'py>(
 /// Fit a Python model `f(xdata, *p)` to `ydata` (weighted by `sigma`) from `p0`.
 #[pyfunction]
 #[pyo3(signature = (f, xdata, ydata, p0, sigma, jac, options))]
-#[allow(clippy::too_many_arguments)]
 fn curve_fit<'py>(
     py: Python<'py>,
     f: Py<PyAny>,
@@ -254,7 +252,6 @@ fn fit_many<'py>(
 /// Bootstrap: refit `law` on `n_resamples` resamples (stream `i` of `seed` for resample `i`).
 #[pyfunction]
 #[pyo3(signature = (law, x, ydata, sigma, p0, n_resamples, seed, options, n_threads=0))]
-#[allow(clippy::too_many_arguments)]
 fn bootstrap_fit<'py>(
     py: Python<'py>,
     law: &str,
@@ -298,7 +295,6 @@ fn bootstrap_fit<'py>(
 /// Fit `law` from every row of `starts` (shape `(k, n_params)`), in parallel.
 #[pyfunction]
 #[pyo3(signature = (law, x, ydata, sigma, starts, options, n_threads=0))]
-#[allow(clippy::too_many_arguments)]
 fn multi_start<'py>(
     py: Python<'py>,
     law: &str,

@@ -1,6 +1,9 @@
 //! `capscale._native`: thin PyO3 bindings over capscale-core. Extract and validate, release
 //! the GIL for the work, convert back — no arithmetic lives here.
 
+// Binding signatures mirror the Python API (SciPy-style keyword arguments).
+#![allow(clippy::too_many_arguments)]
+
 mod callbacks;
 mod errors;
 mod fit;
