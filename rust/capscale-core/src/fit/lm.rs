@@ -385,6 +385,11 @@ pub fn solve<P: Problem + ?Sized>(
     let mut s = vec![0.0; m];
     let mut ds = vec![0.0; m];
     let mut cost = ev.loss.transform(&r, &mut s, &mut ds);
+    if !cost.is_finite() {
+        return Err(CoreError::NonFinite(format!(
+            "the cost at x0 overflows ({cost}); rescale the residuals or the loss"
+        )));
+    }
     let mut fnorm = (2.0 * cost).sqrt();
 
     let mut diag = match &opts.x_scale {
@@ -524,8 +529,12 @@ pub fn solve<P: Problem + ?Sized>(
             } else {
                 ev.nfev += 1;
                 let finite = ev.raw(&x_new, &mut r_new)?;
-                if finite {
-                    let c1 = ev.loss.transform(&r_new, &mut s_new, &mut ds_new);
+                let c1 = if finite {
+                    ev.loss.transform(&r_new, &mut s_new, &mut ds_new)
+                } else {
+                    f64::NAN
+                };
+                if c1.is_finite() {
                     let f1 = (2.0 * c1).sqrt();
                     let act = if 0.1 * f1 < fnorm {
                         1.0 - (f1 / fnorm).powi(2)
@@ -662,7 +671,7 @@ pub fn solve<P: Problem + ?Sized>(
                 break;
             }
             let c1 = ev.loss.transform(&r_new, &mut s_new, &mut ds_new);
-            if c1 > cost * (1.0 + 4.0 * f64::EPSILON) {
+            if !(c1.is_finite() && c1 <= cost * (1.0 + 4.0 * f64::EPSILON)) {
                 break;
             }
             x.copy_from_slice(&x_new);

@@ -75,34 +75,56 @@ impl Loss {
         }
     }
 
-    /// `√(ρ(z)/z)`, continuous at `z = 0` where it equals 1.
-    fn ratio_sqrt(self, z: f64) -> f64 {
-        let q = match self {
+    /// `√(ρ(z)/z)` as a function of `t = √z = |r|/C`, continuous at 0 (where it is 1) and
+    /// free of overflow for huge `t` (no `t²` is formed where it could overflow).
+    fn ratio_sqrt(self, t: f64) -> f64 {
+        const BIG: f64 = 1e150;
+        match self {
             Loss::Linear => 1.0,
             Loss::Huber => {
-                if z <= 1.0 {
+                if t <= 1.0 {
                     1.0
                 } else {
-                    (2.0 * z.sqrt() - 1.0) / z
+                    (2.0 * t - 1.0).sqrt() / t
                 }
             }
-            Loss::SoftL1 => 2.0 / ((1.0 + z).sqrt() + 1.0),
+            Loss::SoftL1 => (2.0 / (1.0_f64.hypot(t) + 1.0)).sqrt(),
             Loss::Cauchy => {
-                if z < 1e-12 {
-                    1.0 - 0.5 * z
+                if t < 1e-6 {
+                    (1.0 - 0.5 * t * t).sqrt()
+                } else if t < BIG {
+                    (t * t).ln_1p().sqrt() / t
                 } else {
-                    z.ln_1p() / z
+                    (2.0 * t.ln()).sqrt() / t
                 }
             }
             Loss::Arctan => {
-                if z < 1e-8 {
-                    1.0 - z * z / 3.0
+                if t < 1e-4 {
+                    1.0
+                } else if t < BIG {
+                    (t * t).atan().sqrt() / t
                 } else {
-                    z.atan() / z
+                    std::f64::consts::FRAC_PI_2.sqrt() / t
                 }
             }
-        };
-        q.sqrt()
+        }
+    }
+
+    /// `ρ'(z)` as a function of `t = √z` (no overflow for huge `t`).
+    fn rho_prime_t(self, t: f64) -> f64 {
+        match self {
+            Loss::Linear => 1.0,
+            Loss::Huber => {
+                if t <= 1.0 {
+                    1.0
+                } else {
+                    1.0 / t
+                }
+            }
+            Loss::SoftL1 => 1.0 / 1.0_f64.hypot(t),
+            Loss::Cauchy => 1.0 / (1.0 + t * t),
+            Loss::Arctan => 1.0 / (1.0 + (t * t) * (t * t)),
+        }
     }
 }
 
@@ -131,10 +153,10 @@ impl ScaledLoss {
         } else {
             let c = self.f_scale;
             for ((ri, si), di) in r.iter().zip(s.iter_mut()).zip(deriv.iter_mut()) {
-                let z = (ri / c) * (ri / c);
-                let q = self.loss.ratio_sqrt(z);
+                let t = (ri / c).abs();
+                let q = self.loss.ratio_sqrt(t);
                 *si = ri * q;
-                *di = self.loss.rho_prime(z) / q;
+                *di = self.loss.rho_prime_t(t) / q;
             }
         }
         0.5 * s.iter().map(|v| v * v).sum::<f64>()
@@ -176,6 +198,18 @@ mod tests {
                 let want = loss.rho_prime(z) * r[i];
                 assert!((s[i] * d[i] - want).abs() <= 1e-14, "{loss:?} {i}");
             }
+        }
+    }
+
+    #[test]
+    fn huge_residuals_stay_finite() {
+        for loss in [Loss::Huber, Loss::SoftL1, Loss::Cauchy, Loss::Arctan] {
+            let sl = ScaledLoss { loss, f_scale: 1e-3 };
+            let r = [1e252, -1e300, 1e160];
+            let (mut s, mut d) = ([0.0; 3], [0.0; 3]);
+            let cost = sl.transform(&r, &mut s, &mut d);
+            assert!(cost.is_finite(), "{loss:?}: {cost}");
+            assert!(s.iter().chain(&d).all(|v| v.is_finite()), "{loss:?}: {s:?} {d:?}");
         }
     }
 

@@ -1,0 +1,113 @@
+"""Type stubs of the native module ``capscale._native`` (PyO3 bindings of capscale-core)."""
+
+from collections.abc import Callable
+from typing import Any, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "SolverOptions",
+    "__version__",
+    "bootstrap_fit",
+    "bootstrap_indices",
+    "curve_fit",
+    "fit_law",
+    "fit_many",
+    "hoffmann_grid",
+    "law_eval",
+    "law_info",
+    "law_names",
+    "least_squares",
+    "multi_start",
+]
+
+__version__: str
+
+_F64 = npt.NDArray[np.float64]
+
+@final
+class SolverOptions:
+    """Solver settings; ``None`` selects the core default (tolerances 1e-15, factor 100 …)."""
+
+    def __new__(
+        cls,
+        *,
+        ftol: float | None = None,
+        xtol: float | None = None,
+        gtol: float | None = None,
+        max_nfev: int | None = None,
+        loss: str = "linear",
+        f_scale: float = 1.0,
+        lower: list[float] | None = None,
+        upper: list[float] | None = None,
+        diff_scheme: str = "3-point",
+        diff_step: float | None = None,
+        geodesic: bool = False,
+        avmax: float | None = None,
+        h_fvv: float | None = None,
+        factor: float | None = None,
+        x_scale: list[float] | None = None,
+        rank_rtol: float | None = None,
+        absolute_sigma: bool = False,
+    ) -> SolverOptions: ...
+
+def least_squares(
+    fun: Callable[..., Any],
+    x0: _F64,
+    m: int,
+    jac: Callable[..., Any] | None,
+    args: tuple[Any, ...],
+    options: SolverOptions,
+) -> dict[str, Any]: ...
+def curve_fit(
+    f: Callable[..., Any],
+    xdata: Any,
+    ydata: _F64,
+    p0: _F64,
+    sigma: _F64 | None,
+    jac: Callable[..., Any] | None,
+    options: SolverOptions,
+) -> dict[str, Any]: ...
+def fit_law(
+    law: str,
+    x: _F64,
+    ydata: _F64,
+    p0: _F64,
+    sigma: _F64 | None,
+    options: SolverOptions,
+) -> dict[str, Any]: ...
+def fit_many(
+    law: str,
+    xs: list[_F64],
+    ys: list[_F64],
+    sigmas: list[_F64] | None,
+    p0: _F64,
+    options: SolverOptions,
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
+def bootstrap_fit(
+    law: str,
+    x: _F64,
+    ydata: _F64,
+    sigma: _F64 | None,
+    p0: _F64,
+    n_resamples: int,
+    seed: int,
+    options: SolverOptions,
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
+def multi_start(
+    law: str,
+    x: _F64,
+    ydata: _F64,
+    sigma: _F64 | None,
+    starts: _F64,
+    options: SolverOptions,
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
+def law_eval(law: str, x: _F64, params: _F64) -> _F64: ...
+def law_info(law: str) -> tuple[list[str], int]: ...
+def law_names() -> list[str]: ...
+def hoffmann_grid() -> _F64: ...
+def bootstrap_indices(m: int, n_resamples: int, seed: int) -> npt.NDArray[np.int64]: ...

@@ -1,0 +1,1 @@
+"""The ``capscale`` command line: one module per subcommand, dispatched by :mod:`.main`."""
