@@ -39,7 +39,7 @@ def test_fit_from_hoffmann_start_reaches_epoch_optimum(data, chinchilla_runs) ->
     assert fit.cost <= EPOCH_GRID_OPTIMUM
     assert abs(fit.params["alpha"] - 0.34731) < 1e-4
     assert abs(fit.params["beta"] - 0.36717) < 1e-4
-    e, a, b, alpha, beta = get_law("chinchilla_lse").to_chinchilla(fit.x)
+    e, a, b, _, _ = get_law("chinchilla_lse").to_chinchilla(fit.x)
     assert e == pytest.approx(1.8172, abs=1e-3)
     assert a == pytest.approx(477.84, rel=2e-3)
     assert b == pytest.approx(2143.86, rel=2e-3)

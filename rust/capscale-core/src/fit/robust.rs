@@ -204,12 +204,18 @@ mod tests {
     #[test]
     fn huge_residuals_stay_finite() {
         for loss in [Loss::Huber, Loss::SoftL1, Loss::Cauchy, Loss::Arctan] {
-            let sl = ScaledLoss { loss, f_scale: 1e-3 };
+            let sl = ScaledLoss {
+                loss,
+                f_scale: 1e-3,
+            };
             let r = [1e252, -1e300, 1e160];
             let (mut s, mut d) = ([0.0; 3], [0.0; 3]);
             let cost = sl.transform(&r, &mut s, &mut d);
             assert!(cost.is_finite(), "{loss:?}: {cost}");
-            assert!(s.iter().chain(&d).all(|v| v.is_finite()), "{loss:?}: {s:?} {d:?}");
+            assert!(
+                s.iter().chain(&d).all(|v| v.is_finite()),
+                "{loss:?}: {s:?} {d:?}"
+            );
         }
     }
 
