@@ -102,6 +102,10 @@ pub struct LawModel {
     m: usize,
     /// Inputs as the law uses them (`ln x` for laws of positive inputs), column-major.
     inputs: Vec<f64>,
+    /// Parameters of the last evaluation and the Jacobian computed alongside it: the solver
+    /// asks for the Jacobian at the point it just evaluated, so it comes for free.
+    cache_p: Vec<f64>,
+    cache_jac: Vec<f64>,
 }
 
 impl LawModel {
@@ -134,6 +138,8 @@ impl LawModel {
             law,
             m: x.len() / k,
             inputs,
+            cache_p: Vec::new(),
+            cache_jac: Vec::new(),
         })
     }
 
@@ -153,6 +159,8 @@ impl LawModel {
             law: self.law,
             m: idx.len(),
             inputs,
+            cache_p: Vec::new(),
+            cache_jac: Vec::new(),
         }
     }
 
@@ -253,20 +261,27 @@ impl Model for LawModel {
         self.law.n_params()
     }
     fn eval(&mut self, p: &[f64], out: &mut [f64]) -> CoreResult<()> {
+        let (m, n) = (self.m, self.law.n_params());
+        let mut jac = std::mem::take(&mut self.cache_jac);
+        jac.resize(m * n, 0.0);
+        let mut g = [0.0; 8];
         for (i, o) in out.iter_mut().enumerate() {
-            *o = self.point(p, i, None);
+            *o = self.point(p, i, Some(&mut g[..n]));
+            for j in 0..n {
+                jac[j * m + i] = g[j];
+            }
         }
+        self.cache_jac = jac;
+        self.cache_p.clear();
+        self.cache_p.extend_from_slice(p);
         Ok(())
     }
     fn jacobian(&mut self, p: &[f64], out: &mut [f64]) -> CoreResult<bool> {
-        let (m, n) = (self.m, self.law.n_params());
-        let mut g = [0.0; 8];
-        for i in 0..m {
-            self.point(p, i, Some(&mut g[..n]));
-            for j in 0..n {
-                out[j * m + i] = g[j];
-            }
+        if self.cache_p.as_slice() != p {
+            let mut scratch = vec![0.0; self.m];
+            self.eval(p, &mut scratch)?;
         }
+        out.copy_from_slice(&self.cache_jac);
         Ok(true)
     }
     fn has_jacobian(&self) -> bool {
