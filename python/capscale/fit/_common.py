@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ DEFAULT_TOL = 1e-15
 
 def as_vector(name: str, value: Any, check_finite: bool = True) -> np.ndarray:
     """Convert to a contiguous 1-D float64 array, naming ``name`` in errors."""
+    if np.iscomplexobj(value):
+        raise InvalidInputError(f"{name} must contain real numbers, got complex values")
     try:
         arr = np.ascontiguousarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -55,7 +58,10 @@ def parse_bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
             raise InvalidInputError("bounds must be a pair (lower, upper)") from None
     out = []
     for name, b in (("lower bound", lb), ("upper bound", ub)):
-        arr = np.asarray(b, dtype=np.float64)
+        try:
+            arr = np.asarray(b, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{name} must be a number or an array of numbers") from None
         if arr.ndim == 0:
             arr = np.full(n, float(arr))
         if arr.shape != (n,):
@@ -93,18 +99,24 @@ def solver_options(
     if loss not in LOSSES:
         from ..errors import UnknownNameError, did_you_mean
 
-        raise UnknownNameError(f"unknown loss {loss!r}; {did_you_mean(loss, LOSSES)}")
+        hint = did_you_mean(str(loss), LOSSES)
+        raise UnknownNameError(
+            f"unknown loss {loss!r}; {hint + ' ' if hint else ''}known losses: {', '.join(LOSSES)}"
+        )
     for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
-        if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
+        if not (_is_real(tol) and math.isfinite(tol) and tol >= 0):
             raise InvalidInputError(f"{name} must be a finite number >= 0, got {tol!r}")
-    if not (math.isfinite(f_scale) and f_scale > 0):
-        raise InvalidInputError(f"f_scale must be finite and > 0, got {f_scale!r}")
-    if max_nfev is not None and max_nfev < 1:
-        raise InvalidInputError(f"max_nfev must be >= 1, got {max_nfev}")
+    if not (_is_real(f_scale) and math.isfinite(f_scale) and f_scale > 0):
+        raise InvalidInputError(f"f_scale must be a finite number > 0, got {f_scale!r}")
+    if max_nfev is not None and not (isinstance(max_nfev, (int, np.integer)) and max_nfev >= 1):
+        raise InvalidInputError(f"max_nfev must be an integer >= 1, got {max_nfev!r}")
     lower, upper = parse_bounds(bounds, n)
     scale = None
     if not (isinstance(x_scale, str) and x_scale == "jac"):
-        scale = [float(v) for v in np.broadcast_to(np.asarray(x_scale, dtype=float), (n,))]
+        xs = np.atleast_1d(np.asarray(x_scale, dtype=float)) if _is_numeric(x_scale) else None
+        if xs is None or xs.ndim != 1 or xs.shape[0] not in (1, n):
+            raise ShapeError(f"x_scale must be 'jac', a number or an array of length {n}")
+        scale = [float(v) for v in np.broadcast_to(xs, (n,))]
     return _native.SolverOptions(
         ftol=ftol,
         xtol=xtol,
@@ -122,6 +134,32 @@ def solver_options(
     )
 
 
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _is_numeric(v: Any) -> bool:
+    try:
+        return np.asarray(v).dtype.kind in "iuf"
+    except (TypeError, ValueError):
+        return False
+
+
+def check_start(name: str, x0: np.ndarray, bounds: Any) -> None:
+    """Raise naming ``name`` (``x0`` or ``p0``) when the start lies outside ``bounds``."""
+    lower, upper = parse_bounds(bounds, x0.shape[0])
+    bad = np.flatnonzero((x0 < lower) | (x0 > upper))
+    if bad.size:
+        j = int(bad[0])
+        lo, x, hi = (_num(v) for v in (lower[j], x0[j], upper[j]))
+        raise InvalidInputError(f"{name}[{j}] = {x} is outside its bounds [{lo}, {hi}]")
+
+
+def _num(v: float) -> str:
+    """Shortest round-trip text of a float, without a trailing '.0' (as the core prints)."""
+    return str(np.format_float_positional(v, trim="-")) if math.isfinite(v) else str(v)
+
+
 def build_result(
     raw: dict[str, Any],
     param_names: Sequence[str],
@@ -134,7 +172,8 @@ def build_result(
     x = raw["x"]
     fun = raw["fun"]
     m, n = fun.shape[0], x.shape[0]
-    chisqr = float(fun @ fun)
+    with np.errstate(over="ignore"):
+        chisqr = float(fun @ fun)
     dof = m - n
     redchi = chisqr / dof if dof > 0 else math.inf
     if chisqr > 0:
@@ -167,9 +206,11 @@ def build_result(
             ConvergenceWarning,
             stacklevel=3,
         )
+    for arr in (x, cov, stderr, fun, raw["jac"]):
+        arr.setflags(write=False)
     return FitResult(
         x=x,
-        params={k: float(v) for k, v in zip(names, x, strict=True)},
+        params=MappingProxyType({k: float(v) for k, v in zip(names, x, strict=True)}),
         cov=cov,
         stderr=stderr,
         fun=fun,

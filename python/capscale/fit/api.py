@@ -9,8 +9,15 @@ from typing import Any
 import numpy as np
 
 from .. import _native
-from ..errors import InvalidInputError, ShapeError
-from ._common import DEFAULT_TOL, as_vector, build_result, default_names, solver_options
+from ..errors import FitError, InvalidInputError, ShapeError
+from ._common import (
+    DEFAULT_TOL,
+    as_vector,
+    build_result,
+    check_start,
+    default_names,
+    solver_options,
+)
 from .result import FitResult
 
 __all__ = ["curve_fit", "least_squares"]
@@ -90,8 +97,11 @@ def least_squares(
     FitResult
         ``success`` is False (with a ConvergenceWarning) when the solver did not converge.
     """
+    if not callable(fun):
+        raise InvalidInputError(f"fun must be callable, got {type(fun).__name__}")
     x0 = as_vector("x0", x0)
     n = x0.shape[0]
+    check_start("x0", x0, bounds)
     jac_fn, scheme = _split_jac(jac)
     opts = solver_options(
         n,
@@ -108,7 +118,10 @@ def least_squares(
         geodesic=geodesic,
     )
     names = default_names(n, param_names)
-    f0 = np.asarray(fun(x0.copy(), *args), dtype=np.float64)
+    try:
+        f0 = np.asarray(fun(x0.copy(), *args))
+    except Exception as exc:
+        raise FitError(f"fun raised {type(exc).__name__}: {exc} at x0") from exc
     if f0.ndim != 1:
         raise ShapeError(f"fun must return a 1-D array of residuals, got shape {f0.shape}")
     raw = _native.least_squares(fun, x0, f0.shape[0], jac_fn, tuple(args), opts)
@@ -208,6 +221,7 @@ def curve_fit(
             raise ShapeError(f"p0 has {start.shape[0]} values; law {law.name} has {law.n_params}")
         if bounds is None:
             bounds = law.default_bounds
+        check_start("p0", start, bounds)
         opts = solver_options(law.n_params, bounds=bounds, **common)  # type: ignore[arg-type]
         x_flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
         raw = _native.fit_law(law.name, x_flat, y, start, sig, opts)
@@ -223,6 +237,7 @@ def curve_fit(
             raise NonFiniteError("xdata contains NaN or inf")
     start = as_vector("p0", p0) if p0 is not None else np.ones(_count_params(f))
     n = start.shape[0]
+    check_start("p0", start, bounds)
     opts = solver_options(n, bounds=bounds, diff_scheme=scheme, **common)  # type: ignore[arg-type]
     names = default_names(n, param_names)
     raw = _native.curve_fit(f, xdata, y, start, sig, jac_fn, opts)

@@ -173,7 +173,13 @@ def fit_many(
     if p0 is None:
         starts = np.array([law.guess(x.reshape(law.n_inputs, -1), y) for x, y, _ in data])
     else:
-        starts = np.array(np.broadcast_to(np.asarray(p0, dtype=float), (len(data), law.n_params)))
+        given = np.asarray(p0, dtype=float)
+        if given.shape not in ((law.n_params,), (len(data), law.n_params)):
+            raise ShapeError(
+                f"p0 must have shape ({law.n_params},) or ({len(data)}, {law.n_params}), "
+                f"got {given.shape}"
+            )
+        starts = np.array(np.broadcast_to(given, (len(data), law.n_params)))
     opts = solver_options(
         law.n_params, bounds=law.default_bounds if bounds is None else bounds, **options
     )

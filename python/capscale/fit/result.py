@@ -54,6 +54,8 @@ class FitResult:
     status : int
         SciPy's codes (0 max_nfev, 1 gtol, 2 ftol, 3 xtol, 4 ftol+xtol) or capscale's negatives
         (−3 plateau / vanishing Jacobian column, −4 non-finite values).
+
+    The result is immutable: ``params`` is a read-only mapping and the arrays are read-only.
     message : str
         Why the solver stopped.
     success : bool

@@ -68,7 +68,7 @@ fn copy_vector(
     })?;
     if arr.len() != out.len() {
         return Err(ShapeError::new_err(format!(
-            "{what} must return {} values, got {}",
+            "{what} must return {} values (one per residual / ydata point), got {}",
             out.len(),
             arr.len()
         )));
