@@ -16,7 +16,29 @@ pub fn enorm(v: &[f64]) -> f64 {
     big * v.iter().map(|x| (x / big) * (x / big)).sum::<f64>().sqrt()
 }
 
+/// `‖d ∘ v‖` (elementwise product) without allocating.
+pub fn scaled_norm(d: &[f64], v: &[f64]) -> f64 {
+    let s: f64 = d.iter().zip(v).map(|(a, b)| (a * b) * (a * b)).sum();
+    if s.is_finite() && s > 1e-280 {
+        return s.sqrt();
+    }
+    let big = d
+        .iter()
+        .zip(v)
+        .fold(0.0_f64, |acc, (a, b)| acc.max((a * b).abs()));
+    if big == 0.0 || !big.is_finite() {
+        return big;
+    }
+    big * d
+        .iter()
+        .zip(v)
+        .map(|(a, b)| (a * b / big) * (a * b / big))
+        .sum::<f64>()
+        .sqrt()
+}
+
 /// Pivoted QR factorisation `J P = Q R` of an `m × n` matrix (`m ≥ n`).
+#[derive(Debug, Default, Clone)]
 pub struct PivotedQr {
     /// Number of columns `n`.
     pub n: usize,
@@ -29,22 +51,43 @@ pub struct PivotedQr {
     pub acnorm: Vec<f64>,
     /// First `n` entries of `Qᵀ f`.
     pub qtf: Vec<f64>,
+    rdiag: Vec<f64>,
+    wa: Vec<f64>,
+    qtf_full: Vec<f64>,
 }
 
 impl PivotedQr {
     /// Factorise `a` (`m × n`, column-major, destroyed) and apply `Qᵀ` to `f` (length `m`).
     pub fn new(a: &mut [f64], m: usize, n: usize, f: &[f64]) -> Self {
+        let mut qr = Self::default();
+        qr.factor(a, m, n, f);
+        qr
+    }
+
+    /// [`PivotedQr::new`] into existing buffers (no allocation once they are large enough).
+    pub fn factor(&mut self, a: &mut [f64], m: usize, n: usize, f: &[f64]) {
         let eps = f64::EPSILON;
-        let mut acnorm = vec![0.0; n];
-        let mut rdiag = vec![0.0; n];
-        let mut wa = vec![0.0; n];
-        let mut ipvt: Vec<usize> = (0..n).collect();
+        self.n = n;
+        let (acnorm, rdiag, wa, ipvt) = (
+            &mut self.acnorm,
+            &mut self.rdiag,
+            &mut self.wa,
+            &mut self.ipvt,
+        );
+        acnorm.clear();
+        rdiag.clear();
+        wa.clear();
+        ipvt.clear();
         for j in 0..n {
-            acnorm[j] = enorm(&a[j * m..(j + 1) * m]);
-            rdiag[j] = acnorm[j];
-            wa[j] = acnorm[j];
+            let c = enorm(&a[j * m..(j + 1) * m]);
+            acnorm.push(c);
+            rdiag.push(c);
+            wa.push(c);
+            ipvt.push(j);
         }
-        let mut qtf_full = f.to_vec();
+        let qtf_full = &mut self.qtf_full;
+        qtf_full.clear();
+        qtf_full.extend_from_slice(f);
         for j in 0..n.min(m) {
             // Bring the column of largest remaining norm into pivot position.
             let mut kmax = j;
@@ -102,23 +145,19 @@ impl PivotedQr {
             }
             rdiag[j] = -ajnorm;
         }
-        let mut r = vec![0.0; n * n];
+        self.r.clear();
+        self.r.resize(n * n, 0.0);
         for j in 0..n {
             for i in 0..j.min(m) {
-                r[j * n + i] = a[j * m + i];
+                self.r[j * n + i] = a[j * m + i];
             }
             if j < m {
-                r[j * n + j] = rdiag[j];
+                self.r[j * n + j] = rdiag[j];
             }
         }
-        qtf_full.truncate(n);
-        Self {
-            n,
-            r,
-            ipvt,
-            acnorm,
-            qtf: qtf_full,
-        }
+        self.qtf.clear();
+        self.qtf.extend_from_slice(&qtf_full[..n.min(m)]);
+        self.qtf.resize(n, 0.0);
     }
 
     /// `R(i, j)` (upper triangle).
@@ -135,28 +174,60 @@ impl PivotedQr {
             .count()
     }
 
-    /// `‖R Pᵀ p‖` = `‖J p‖` for a step `p` in original parameter order.
-    pub fn norm_jp(&self, p: &[f64]) -> f64 {
+    /// `‖R Pᵀ p‖` = `‖J p‖` for a step `p` in original parameter order (`w`: scratch).
+    pub fn norm_jp(&self, p: &[f64], w: &mut Vec<f64>) -> f64 {
         let n = self.n;
-        let mut w = vec![0.0; n];
+        w.clear();
+        w.resize(n, 0.0);
         for j in 0..n {
             let pj = p[self.ipvt[j]];
             for (i, wi) in w.iter_mut().enumerate().take(j + 1) {
                 *wi += self.rij(i, j) * pj;
             }
         }
-        enorm(&w)
+        enorm(w)
     }
 }
 
-/// Solve `min ‖[R; √par·D Pᵀ... ] z − [qtb; 0]‖` for the current `par` by Givens rotations
-/// (MINPACK `qrsolv`). Returns `x` (original order) and fills `sdiag` with the diagonal of
-/// the triangular factor `S`; the strict lower triangle of `qr.r` receives `Sᵀ`.
-fn qrsolv(qr: &mut PivotedQr, diag: &[f64], qtb: &[f64], x: &mut [f64], sdiag: &mut [f64]) {
+/// Scratch vectors of [`lmpar`] and [`solve_damped`], reused across iterations.
+#[derive(Debug, Default, Clone)]
+pub struct LmparWork {
+    /// The solution of the last solve, in original parameter order.
+    pub x: Vec<f64>,
+    sdiag: Vec<f64>,
+    wa1: Vec<f64>,
+    wa2: Vec<f64>,
+    scaled: Vec<f64>,
+    qtb: Vec<f64>,
+    wa: Vec<f64>,
+    rdiag_saved: Vec<f64>,
+}
+
+impl LmparWork {
+    fn reset(&mut self, n: usize) {
+        for v in [
+            &mut self.x,
+            &mut self.sdiag,
+            &mut self.wa1,
+            &mut self.wa2,
+            &mut self.scaled,
+            &mut self.wa,
+            &mut self.rdiag_saved,
+        ] {
+            v.clear();
+            v.resize(n, 0.0);
+        }
+    }
+}
+
+/// Solve `min ‖J x − b‖² + ‖D x‖²` given the QR of `J` and `Qᵀb` (`qtb`), by Givens rotations
+/// (MINPACK `qrsolv`). The result goes to `w.x` (original order) and `w.sdiag` receives the
+/// diagonal of the triangular factor `S`; the strict lower triangle of `qr.r` receives `Sᵀ`.
+fn qrsolv(qr: &mut PivotedQr, diag: &[f64], qtb: &[f64], w: &mut LmparWork) {
     let n = qr.n;
     let r = &mut qr.r;
-    let mut wa = qtb.to_vec();
-    let mut rdiag_saved = vec![0.0; n];
+    let (x, sdiag, wa, rdiag_saved) = (&mut w.x, &mut w.sdiag, &mut w.wa, &mut w.rdiag_saved);
+    wa.copy_from_slice(qtb);
     for j in 0..n {
         for i in j..n {
             r[j * n + i] = r[i * n + j];
@@ -201,8 +272,8 @@ fn qrsolv(qr: &mut PivotedQr, diag: &[f64], qtb: &[f64], x: &mut [f64], sdiag: &
     }
     // Back-substitution; a singular S gives the least-squares solution.
     let nsing = sdiag.iter().position(|&s| s == 0.0).unwrap_or(n);
-    for w in wa.iter_mut().skip(nsing) {
-        *w = 0.0;
+    for v in wa.iter_mut().skip(nsing) {
+        *v = 0.0;
     }
     for j in (0..nsing).rev() {
         let mut sum = 0.0;
@@ -216,60 +287,57 @@ fn qrsolv(qr: &mut PivotedQr, diag: &[f64], qtb: &[f64], x: &mut [f64], sdiag: &
     }
 }
 
-/// Outcome of [`lmpar`]: the Levenberg–Marquardt parameter and the solution `x` of
-/// `min ‖J x − f‖² + par‖D x‖²` (the step is `−x`).
-pub struct LmparSolution {
-    /// The LM parameter λ ≥ 0.
-    pub par: f64,
-    /// Solution in original parameter order.
-    pub x: Vec<f64>,
-}
-
 /// Find `par ≥ 0` such that the scaled step length `‖D x‖` is within 10% of `delta`
 /// (or `par = 0` when the Gauss–Newton step is already inside), MINPACK `lmpar`.
-pub fn lmpar(qr: &mut PivotedQr, diag: &[f64], delta: f64, par_in: f64) -> LmparSolution {
+/// Returns `par`; the solution `x` of `min ‖J x − f‖² + par‖D x‖²` (the step is `−x`) is left
+/// in `w.x`, in original parameter order.
+pub fn lmpar(qr: &mut PivotedQr, diag: &[f64], delta: f64, par_in: f64, w: &mut LmparWork) -> f64 {
     let n = qr.n;
     let dwarf = f64::MIN_POSITIVE;
-    let qtb = qr.qtf.clone();
-    let mut x = vec![0.0; n];
-    let mut sdiag = vec![0.0; n];
+    w.reset(n);
+    let mut qtb = std::mem::take(&mut w.qtb);
+    qtb.clear();
+    qtb.extend_from_slice(&qr.qtf);
     // Gauss–Newton direction (least-squares solution if R is singular).
     let nsing = (0..n).position(|j| qr.rij(j, j) == 0.0).unwrap_or(n);
-    let mut wa1 = qtb.clone();
-    for w in wa1.iter_mut().skip(nsing) {
-        *w = 0.0;
+    w.wa1.copy_from_slice(&qtb);
+    for v in w.wa1.iter_mut().skip(nsing) {
+        *v = 0.0;
     }
     for j in (0..nsing).rev() {
-        wa1[j] /= qr.rij(j, j);
-        let t = wa1[j];
+        w.wa1[j] /= qr.rij(j, j);
+        let t = w.wa1[j];
         for i in 0..j {
-            wa1[i] -= qr.rij(i, j) * t;
+            w.wa1[i] -= qr.rij(i, j) * t;
         }
     }
     for j in 0..n {
-        x[qr.ipvt[j]] = wa1[j];
+        w.x[qr.ipvt[j]] = w.wa1[j];
     }
-    let mut wa2: Vec<f64> = (0..n).map(|j| diag[j] * x[j]).collect();
-    let mut dxnorm = enorm(&wa2);
+    for j in 0..n {
+        w.wa2[j] = diag[j] * w.x[j];
+    }
+    let mut dxnorm = enorm(&w.wa2);
     let mut fp = dxnorm - delta;
     if fp <= 0.1 * delta {
-        return LmparSolution { par: 0.0, x };
+        w.qtb = qtb;
+        return 0.0;
     }
     // Lower bound parl from the Newton step (full rank only).
     let mut parl = 0.0;
     if nsing >= n {
         for j in 0..n {
             let l = qr.ipvt[j];
-            wa1[j] = diag[l] * (wa2[l] / dxnorm);
+            w.wa1[j] = diag[l] * (w.wa2[l] / dxnorm);
         }
         for j in 0..n {
             let mut sum = 0.0;
             for i in 0..j {
-                sum += qr.rij(i, j) * wa1[i];
+                sum += qr.rij(i, j) * w.wa1[i];
             }
-            wa1[j] = (wa1[j] - sum) / qr.rij(j, j);
+            w.wa1[j] = (w.wa1[j] - sum) / qr.rij(j, j);
         }
-        let t = enorm(&wa1);
+        let t = enorm(&w.wa1);
         parl = ((fp / delta) / t) / t;
     }
     // Upper bound paru.
@@ -278,9 +346,9 @@ pub fn lmpar(qr: &mut PivotedQr, diag: &[f64], delta: f64, par_in: f64) -> Lmpar
         for i in 0..=j {
             sum += qr.rij(i, j) * qtb[i];
         }
-        wa1[j] = sum / diag[qr.ipvt[j]];
+        w.wa1[j] = sum / diag[qr.ipvt[j]];
     }
-    let gnorm = enorm(&wa1);
+    let gnorm = enorm(&w.wa1);
     let mut paru = gnorm / delta;
     if paru == 0.0 {
         paru = dwarf / delta.min(0.1);
@@ -296,12 +364,16 @@ pub fn lmpar(qr: &mut PivotedQr, diag: &[f64], delta: f64, par_in: f64) -> Lmpar
             par = dwarf.max(0.001 * paru);
         }
         let sp = par.sqrt();
-        let scaled: Vec<f64> = diag.iter().map(|d| sp * d).collect();
-        qrsolv(qr, &scaled, &qtb, &mut x, &mut sdiag);
+        let mut scaled = std::mem::take(&mut w.scaled);
         for j in 0..n {
-            wa2[j] = diag[j] * x[j];
+            scaled[j] = sp * diag[j];
         }
-        dxnorm = enorm(&wa2);
+        qrsolv(qr, &scaled, &qtb, w);
+        w.scaled = scaled;
+        for j in 0..n {
+            w.wa2[j] = diag[j] * w.x[j];
+        }
+        dxnorm = enorm(&w.wa2);
         let fp_old = fp;
         fp = dxnorm - delta;
         if fp.abs() <= 0.1 * delta
@@ -314,16 +386,16 @@ pub fn lmpar(qr: &mut PivotedQr, diag: &[f64], delta: f64, par_in: f64) -> Lmpar
         // Newton correction.
         for j in 0..n {
             let l = qr.ipvt[j];
-            wa1[j] = diag[l] * (wa2[l] / dxnorm);
+            w.wa1[j] = diag[l] * (w.wa2[l] / dxnorm);
         }
         for j in 0..n {
-            wa1[j] /= sdiag[j];
-            let t = wa1[j];
+            w.wa1[j] /= w.sdiag[j];
+            let t = w.wa1[j];
             for i in (j + 1)..n {
-                wa1[i] -= qr.r[j * n + i] * t;
+                w.wa1[i] -= qr.r[j * n + i] * t;
             }
         }
-        let t = enorm(&wa1);
+        let t = enorm(&w.wa1);
         let parc = ((fp / delta) / t) / t;
         if fp > 0.0 {
             parl = parl.max(par);
@@ -333,38 +405,34 @@ pub fn lmpar(qr: &mut PivotedQr, diag: &[f64], delta: f64, par_in: f64) -> Lmpar
         }
         par = parl.max(par + parc);
     }
-    LmparSolution { par, x }
+    w.qtb = qtb;
+    par
 }
 
 /// Solve the damped system again with a new right-hand side `qtb` (e.g. `Qᵀ f_vv` for geodesic
-/// acceleration) at a fixed `par`.
-pub fn solve_damped(qr: &mut PivotedQr, diag: &[f64], par: f64, qtb: &[f64]) -> Vec<f64> {
+/// acceleration) at a fixed `par`; the solution goes to `w.x`.
+pub fn solve_damped(qr: &mut PivotedQr, diag: &[f64], par: f64, qtb: &[f64], w: &mut LmparWork) {
     let n = qr.n;
-    let mut x = vec![0.0; n];
-    let mut sdiag = vec![0.0; n];
+    w.reset(n);
     let sp = par.sqrt();
     let scaled: Vec<f64> = diag.iter().map(|d| sp * d).collect();
-    qrsolv(qr, &scaled, qtb, &mut x, &mut sdiag);
-    x
+    qrsolv(qr, &scaled, qtb, w);
 }
 
-/// `Qᵀ v` (first `n` entries) is not kept for arbitrary vectors; this helper recomputes
-/// `Rᵀ`-based projections: returns `(Jᵀ v)` in original order given the raw Jacobian.
-pub fn jt_times(jac: &[f64], m: usize, n: usize, v: &[f64]) -> Vec<f64> {
-    (0..n)
-        .map(|j| {
-            jac[j * m..(j + 1) * m]
-                .iter()
-                .zip(v)
-                .map(|(a, b)| a * b)
-                .sum()
-        })
-        .collect()
+/// `Jᵀ v` for a column-major `m × n` Jacobian, into `out` (length `n`).
+pub fn jt_times(jac: &[f64], m: usize, v: &[f64], out: &mut [f64]) {
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = jac[j * m..(j + 1) * m]
+            .iter()
+            .zip(v)
+            .map(|(a, b)| a * b)
+            .sum();
+    }
 }
 
-/// `J p` for a column-major `m × n` Jacobian.
-pub fn j_times(jac: &[f64], m: usize, n: usize, p: &[f64]) -> Vec<f64> {
-    let mut out = vec![0.0; m];
+/// `J p` for a column-major `m × n` Jacobian, into `out` (length `m`).
+pub fn j_times(jac: &[f64], m: usize, n: usize, p: &[f64], out: &mut [f64]) {
+    out.iter_mut().for_each(|o| *o = 0.0);
     for j in 0..n {
         if p[j] != 0.0 {
             for (o, a) in out.iter_mut().zip(&jac[j * m..(j + 1) * m]) {
@@ -372,5 +440,4 @@ pub fn j_times(jac: &[f64], m: usize, n: usize, p: &[f64]) -> Vec<f64> {
             }
         }
     }
-    out
 }

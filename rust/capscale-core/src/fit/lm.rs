@@ -3,7 +3,9 @@
 //! relative-step finite differences, covariance from the pivoted QR, and honest termination.
 
 use super::covariance::{covariance, Covariance};
-use super::linalg::{enorm, j_times, jt_times, lmpar, solve_damped, PivotedQr};
+use super::linalg::{
+    enorm, j_times, jt_times, lmpar, scaled_norm, solve_damped, LmparWork, PivotedQr,
+};
 use super::problem::Problem;
 use super::robust::ScaledLoss;
 use crate::error::{check_finite, check_len, CoreError, CoreResult};
@@ -216,15 +218,9 @@ impl Bounds {
         }
     }
 
-    /// Variables held at a bound because the gradient pushes them outward.
-    fn active(&self, x: &[f64], grad: &[f64]) -> Vec<bool> {
-        (0..x.len())
-            .map(|j| {
-                self.any
-                    && ((x[j] <= self.lower[j] && grad[j] > 0.0)
-                        || (x[j] >= self.upper[j] && grad[j] < 0.0))
-            })
-            .collect()
+    /// Whether variable `j` at `xj` is held at a bound because the gradient pushes it outward.
+    fn is_held(&self, j: usize, xj: f64, grad_j: f64) -> bool {
+        self.any && ((xj <= self.lower[j] && grad_j > 0.0) || (xj >= self.upper[j] && grad_j < 0.0))
     }
 }
 
@@ -407,9 +403,18 @@ pub fn solve<P: Problem + ?Sized>(
     let mut status: Option<Status> = None;
     let mut message = String::new();
 
+    // Every buffer of the iteration is allocated once, here.
     let mut r_new = vec![0.0; m];
     let mut s_new = vec![0.0; m];
     let mut ds_new = vec![0.0; m];
+    let mut jp = vec![0.0; m];
+    let mut frame = Frame::new(m, n);
+    let mut work = LmparWork::default();
+    let mut v = vec![0.0; n];
+    let mut step = vec![0.0; n];
+    let mut x_new = vec![0.0; n];
+    let mut taken = vec![0.0; n];
+    let mut scratch = Vec::with_capacity(n);
 
     'outer: while status.is_none() {
         // Jacobian of the transformed residuals.
@@ -423,33 +428,20 @@ pub fn solve<P: Problem + ?Sized>(
             message = "the Jacobian became non-finite".into();
             break;
         }
-        for col in jac.chunks_mut(m) {
-            col.iter_mut().zip(&ds).for_each(|(a, d)| *a *= d);
-        }
+        scale_rows(&mut jac, m, &ds);
         jac_at_x = true;
-        let grad = jt_times(&jac, m, n, &s);
-        let active = bounds.active(&x, &grad);
-        let free: Vec<usize> = (0..n).filter(|&j| !active[j]).collect();
-        let nf = free.len();
-        let mut a = Vec::with_capacity(m * nf);
-        for &j in &free {
-            a.extend_from_slice(&jac[j * m..(j + 1) * m]);
-        }
-        let mut qr = PivotedQr::new(&mut a, m, nf, &s);
-        let mut acnorm = vec![0.0; n];
-        for (k, &j) in free.iter().enumerate() {
-            acnorm[j] = qr.acnorm[k];
-        }
-        for &j in &free {
-            colmax[j] = colmax[j].max(acnorm[j]);
+        frame.factor(&jac, &s, &x, &bounds);
+        for &j in &frame.free {
+            colmax[j] = colmax[j].max(frame.acnorm[j]);
         }
         if first {
             if opts.x_scale.is_none() {
                 for j in 0..n {
-                    diag[j] = if acnorm[j] == 0.0 { 1.0 } else { acnorm[j] };
+                    let c = frame.acnorm[j];
+                    diag[j] = if c == 0.0 { 1.0 } else { c };
                 }
             }
-            xnorm = enorm(&mul(&diag, &x));
+            xnorm = scaled_norm(&diag, &x);
             delta = opts.factor * xnorm;
             if delta == 0.0 {
                 delta = opts.factor;
@@ -458,13 +450,15 @@ pub fn solve<P: Problem + ?Sized>(
         // Gradient test: cosine between s and each free column.
         let mut gnorm: f64 = 0.0;
         if fnorm != 0.0 {
-            for &j in &free {
-                if acnorm[j] != 0.0 {
-                    gnorm = gnorm.max((grad[j] / fnorm).abs() / acnorm[j]);
+            for &j in &frame.free {
+                if frame.acnorm[j] != 0.0 {
+                    gnorm = gnorm.max((frame.grad[j] / fnorm).abs() / frame.acnorm[j]);
                 }
             }
         }
-        if nf == 0 || gnorm <= gtol.max(if fnorm == 0.0 { f64::INFINITY } else { 0.0 }) {
+        if frame.free.is_empty()
+            || gnorm <= gtol.max(if fnorm == 0.0 { f64::INFINITY } else { 0.0 })
+        {
             status = Some(Status::Gtol);
             message = if fnorm == 0.0 {
                 "the residuals are exactly zero".into()
@@ -476,34 +470,33 @@ pub fn solve<P: Problem + ?Sized>(
             break;
         }
         if opts.x_scale.is_none() {
-            for &j in &free {
-                diag[j] = diag[j].max(acnorm[j]);
+            for &j in &frame.free {
+                diag[j] = diag[j].max(frame.acnorm[j]);
             }
         }
-        let diag_free: Vec<f64> = free.iter().map(|&j| diag[j]).collect();
+        frame.diag_free.clear();
+        frame.diag_free.extend(frame.free.iter().map(|&j| diag[j]));
 
         loop {
-            let sol = lmpar(&mut qr, &diag_free, delta, par);
-            par = sol.par;
-            let mut v = vec![0.0; n];
-            for (k, &j) in free.iter().enumerate() {
-                v[j] = -sol.x[k];
+            par = lmpar(&mut frame.qr, &frame.diag_free, delta, par, &mut work);
+            v.iter_mut().for_each(|e| *e = 0.0);
+            for (k, &j) in frame.free.iter().enumerate() {
+                v[j] = -work.x[k];
             }
-            let mut step = v.clone();
+            step.copy_from_slice(&v);
             let mut accel_rejected = false;
             if opts.geodesic {
                 match geodesic_correction(&mut ev, &x, &v, &s, &jac, &bounds, opts.h_fvv)? {
                     Some(fvv) => {
-                        let mut qtb = project_qt(&qr, &free, &jac, m, &fvv);
+                        let qtb = project_qt(&frame.qr, &frame.free, &jac, m, &fvv);
                         // Solve the damped system with right-hand side Qᵀ f_vv.
-                        let acc_free = solve_damped(&mut qr, &diag_free, par, &qtb);
-                        qtb.clear();
+                        solve_damped(&mut frame.qr, &frame.diag_free, par, &qtb, &mut work);
                         let mut acc = vec![0.0; n];
-                        for (k, &j) in free.iter().enumerate() {
-                            acc[j] = -acc_free[k];
+                        for (k, &j) in frame.free.iter().enumerate() {
+                            acc[j] = -work.x[k];
                         }
-                        let an = enorm(&mul(&diag, &acc));
-                        let vn = enorm(&mul(&diag, &v));
+                        let an = scaled_norm(&diag, &acc);
+                        let vn = scaled_norm(&diag, &v);
                         if vn > 0.0 && 2.0 * an / vn > opts.avmax {
                             accel_rejected = true;
                         } else {
@@ -515,11 +508,15 @@ pub fn solve<P: Problem + ?Sized>(
                     None => accel_rejected = true,
                 }
             }
-            let mut x_new: Vec<f64> = x.iter().zip(&step).map(|(a, b)| a + b).collect();
+            for j in 0..n {
+                x_new[j] = x[j] + step[j];
+            }
             bounds.clip(&mut x_new);
-            let taken: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+            for j in 0..n {
+                taken[j] = x_new[j] - x[j];
+            }
             let projected = taken.iter().zip(&step).any(|(a, b)| a != b);
-            let pnorm = enorm(&mul(&diag, &taken));
+            let pnorm = scaled_norm(&diag, &taken);
             if niter == 0 {
                 delta = delta.min(pnorm);
             }
@@ -549,15 +546,14 @@ pub fn solve<P: Problem + ?Sized>(
 
             // Predicted reduction of the linear model.
             let (prered, dirder) = if projected {
-                let jp = j_times(&jac, m, n, &taken);
+                j_times(&jac, m, n, &taken, &mut jp);
                 let sjp: f64 = s.iter().zip(&jp).map(|(a, b)| a * b).sum();
                 let jpn = enorm(&jp);
                 let pr = -(2.0 * sjp + jpn * jpn) / (fnorm * fnorm);
                 (pr, sjp / (fnorm * fnorm))
             } else {
-                let vfree: Vec<f64> = free.iter().map(|&j| v[j]).collect();
-                let t1 = qr.norm_jp(&vfree) / fnorm;
-                let t2 = par.sqrt() * enorm(&mul(&diag, &v)) / fnorm;
+                let t1 = frame.norm_jp(&v, &mut scratch) / fnorm;
+                let t2 = par.sqrt() * scaled_norm(&diag, &v) / fnorm;
                 (t1 * t1 + t2 * t2 / 0.5, -(t1 * t1 + t2 * t2))
             };
             let ratio = if prered > 0.0 { actred / prered } else { 0.0 };
@@ -580,13 +576,13 @@ pub fn solve<P: Problem + ?Sized>(
             }
 
             if ratio >= 1e-4 && finite {
-                x.copy_from_slice(&x_new);
-                r.copy_from_slice(&r_new);
-                s.copy_from_slice(&s_new);
-                ds.copy_from_slice(&ds_new);
+                std::mem::swap(&mut x, &mut x_new);
+                std::mem::swap(&mut r, &mut r_new);
+                std::mem::swap(&mut s, &mut s_new);
+                std::mem::swap(&mut ds, &mut ds_new);
                 cost = 0.5 * fnorm1 * fnorm1;
                 fnorm = fnorm1;
-                xnorm = enorm(&mul(&diag, &x));
+                xnorm = scaled_norm(&diag, &x);
                 niter += 1;
                 jac_at_x = false;
             }
@@ -614,7 +610,9 @@ pub fn solve<P: Problem + ?Sized>(
                         format!("ftol satisfied: relative cost reduction below {ftol:.1e}")
                     }
                     Status::Xtol => format!("xtol satisfied: relative step size below {xtol:.1e}"),
-                    Status::FtolXtol => format!("ftol and xtol satisfied ({ftol:.1e}, {xtol:.1e})"),
+                    Status::FtolXtol => {
+                        format!("ftol and xtol satisfied ({ftol:.1e}, {xtol:.1e})")
+                    }
                     Status::MaxNfev => {
                         format!("the evaluation budget max_nfev = {max_nfev} was exhausted")
                     }
@@ -639,30 +637,30 @@ pub fn solve<P: Problem + ?Sized>(
             if !ev.raw_jacobian(&x, &r, &bounds, &mut jac)? {
                 break;
             }
-            for col in jac.chunks_mut(m) {
-                col.iter_mut().zip(&ds).for_each(|(a, d)| *a *= d);
-            }
+            scale_rows(&mut jac, m, &ds);
             jac_at_x = true;
-            let grad = jt_times(&jac, m, n, &s);
-            let active = bounds.active(&x, &grad);
-            let free: Vec<usize> = (0..n).filter(|&j| !active[j]).collect();
-            if free.is_empty() {
+            frame.factor(&jac, &s, &x, &bounds);
+            if frame.free.is_empty() {
                 break;
             }
-            let mut a = Vec::with_capacity(m * free.len());
-            for &j in &free {
-                a.extend_from_slice(&jac[j * m..(j + 1) * m]);
-            }
-            let mut qr = PivotedQr::new(&mut a, m, free.len(), &s);
-            let diag_free: Vec<f64> = free.iter().map(|&j| diag[j]).collect();
-            let gn = lmpar(&mut qr, &diag_free, f64::INFINITY, 0.0);
-            let mut x_new = x.clone();
-            for (k, &j) in free.iter().enumerate() {
-                x_new[j] -= gn.x[k];
+            frame.diag_free.clear();
+            frame.diag_free.extend(frame.free.iter().map(|&j| diag[j]));
+            lmpar(
+                &mut frame.qr,
+                &frame.diag_free,
+                f64::INFINITY,
+                0.0,
+                &mut work,
+            );
+            x_new.copy_from_slice(&x);
+            for (k, &j) in frame.free.iter().enumerate() {
+                x_new[j] -= work.x[k];
             }
             bounds.clip(&mut x_new);
-            let taken: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
-            let pn = enorm(&mul(&diag, &taken));
+            for j in 0..n {
+                taken[j] = x_new[j] - x[j];
+            }
+            let pn = scaled_norm(&diag, &taken);
             if pn == 0.0 || pn >= 0.5 * prev || !pn.is_finite() {
                 break;
             }
@@ -676,15 +674,15 @@ pub fn solve<P: Problem + ?Sized>(
             if !(c1.is_finite() && c1 <= cost * (1.0 + 4.0 * m as f64 * f64::EPSILON)) {
                 break;
             }
-            x.copy_from_slice(&x_new);
-            r.copy_from_slice(&r_new);
-            s.copy_from_slice(&s_new);
-            ds.copy_from_slice(&ds_new);
+            std::mem::swap(&mut x, &mut x_new);
+            std::mem::swap(&mut r, &mut r_new);
+            std::mem::swap(&mut s, &mut s_new);
+            std::mem::swap(&mut ds, &mut ds_new);
             cost = c1;
             fnorm = (2.0 * c1).sqrt();
             jac_at_x = false;
             prev = pn;
-            if pn <= f64::EPSILON * enorm(&mul(&diag, &x)) {
+            if pn <= f64::EPSILON * scaled_norm(&diag, &x) {
                 break;
             }
         }
@@ -693,18 +691,16 @@ pub fn solve<P: Problem + ?Sized>(
     // Final Jacobian at the solution for covariance and diagnostics.
     if !jac_at_x && status != Status::NonFinite {
         if ev.raw_jacobian(&x, &r, &bounds, &mut jac)? {
-            for col in jac.chunks_mut(m) {
-                col.iter_mut().zip(&ds).for_each(|(a, d)| *a *= d);
-            }
+            scale_rows(&mut jac, m, &ds);
         } else {
             status = Status::NonFinite;
             message = "the Jacobian at the solution is non-finite".into();
         }
     }
-    let grad = jt_times(&jac, m, n, &s);
-    let active = bounds.active(&x, &grad);
+    let mut grad = vec![0.0; n];
+    jt_times(&jac, m, &s, &mut grad);
     let optimality = (0..n)
-        .filter(|&j| !active[j])
+        .filter(|&j| !bounds.is_held(j, x[j], grad[j]))
         .fold(0.0_f64, |acc, j| acc.max(grad[j].abs()));
     let active_bounds: Vec<usize> = (0..n)
         .filter(|&j| bounds.any && (x[j] <= bounds.lower[j] || x[j] >= bounds.upper[j]))
@@ -761,8 +757,68 @@ pub fn solve<P: Problem + ?Sized>(
 /// Gauss–Newton polishing steps after convergence (each: one Jacobian, one evaluation).
 const POLISH_STEPS: usize = 4;
 
-fn mul(a: &[f64], b: &[f64]) -> Vec<f64> {
-    a.iter().zip(b).map(|(x, y)| x * y).collect()
+/// Multiply row `i` of the column-major Jacobian by `d[i]` (chain rule of the robust loss).
+fn scale_rows(jac: &mut [f64], m: usize, d: &[f64]) {
+    for col in jac.chunks_mut(m) {
+        col.iter_mut().zip(d).for_each(|(a, di)| *a *= di);
+    }
+}
+
+/// The factorised trust-region subproblem at one iterate: gradient, free set, pivoted QR of
+/// the free columns. Buffers are reused from iteration to iteration.
+struct Frame {
+    m: usize,
+    n: usize,
+    grad: Vec<f64>,
+    free: Vec<usize>,
+    acnorm: Vec<f64>,
+    diag_free: Vec<f64>,
+    a: Vec<f64>,
+    qr: PivotedQr,
+    step_free: Vec<f64>,
+}
+
+impl Frame {
+    fn new(m: usize, n: usize) -> Self {
+        Self {
+            m,
+            n,
+            grad: vec![0.0; n],
+            free: Vec::with_capacity(n),
+            acnorm: vec![0.0; n],
+            diag_free: Vec::with_capacity(n),
+            a: Vec::with_capacity(m * n),
+            qr: PivotedQr::default(),
+            step_free: Vec::with_capacity(n),
+        }
+    }
+
+    /// Gradient `Jᵀ s`, the free variables (not held at a bound by an outward gradient), and
+    /// the QR of their columns with `Qᵀ s`.
+    fn factor(&mut self, jac: &[f64], s: &[f64], x: &[f64], bounds: &Bounds) {
+        let (m, n) = (self.m, self.n);
+        jt_times(jac, m, s, &mut self.grad);
+        self.free.clear();
+        self.free
+            .extend((0..n).filter(|&j| !bounds.is_held(j, x[j], self.grad[j])));
+        self.a.clear();
+        for &j in &self.free {
+            self.a.extend_from_slice(&jac[j * m..(j + 1) * m]);
+        }
+        let nf = self.free.len();
+        self.qr.factor(&mut self.a, m, nf, s);
+        self.acnorm.iter_mut().for_each(|c| *c = 0.0);
+        for (k, &j) in self.free.iter().enumerate() {
+            self.acnorm[j] = self.qr.acnorm[k];
+        }
+    }
+
+    /// `‖J p‖` for a step `p` (full length, zero on held variables).
+    fn norm_jp(&mut self, p: &[f64], scratch: &mut Vec<f64>) -> f64 {
+        self.step_free.clear();
+        self.step_free.extend(self.free.iter().map(|&j| p[j]));
+        self.qr.norm_jp(&self.step_free, scratch)
+    }
 }
 
 /// Second directional derivative of the transformed residuals along `v` (one extra
@@ -787,7 +843,8 @@ fn geodesic_correction<P: Problem + ?Sized>(
     let mut st = vec![0.0; m];
     let mut dt = vec![0.0; m];
     ev.loss.transform(&rt, &mut st, &mut dt);
-    let jv = j_times(jac, m, n, v);
+    let mut jv = vec![0.0; m];
+    j_times(jac, m, n, v, &mut jv);
     let fvv: Vec<f64> = (0..m)
         .map(|i| (2.0 / h) * ((st[i] - s[i]) / h - jv[i]))
         .collect();
