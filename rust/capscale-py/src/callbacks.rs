@@ -7,12 +7,23 @@ use capscale_core::fit::{Model, Problem};
 use capscale_core::{CoreError, CoreResult};
 use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
 
-/// Convert the return value of a user callable to a contiguous float64 array.
+static ASCONTIGUOUSARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Convert the return value of a user callable to a contiguous float64 array (returned as is
+/// when it already is one, the common case).
 fn as_f64_array<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let np = py.import("numpy")?;
-    np.call_method1("ascontiguousarray", (obj, "float64"))
+    if let Ok(arr) = obj.cast::<PyArray1<f64>>() {
+        if arr.is_c_contiguous() {
+            return Ok(obj.clone());
+        }
+    }
+    let f = ASCONTIGUOUSARRAY.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("numpy")?.getattr("ascontiguousarray")?.unbind())
+    })?;
+    f.bind(py).call1((obj, "float64"))
 }
 
 /// Shared state of a callback: the first Python error raised inside the solve.

@@ -205,7 +205,14 @@ impl LawModel {
                 let u2 = p[1] - p[4] * ln_d;
                 let u3 = p[2];
                 let mx = u1.max(u2).max(u3);
-                let (e1, e2, e3) = ((u1 - mx).exp(), (u2 - mx).exp(), (u3 - mx).exp());
+                // The largest term is exp(0) = 1: two exponentials per point, not three.
+                let (e1, e2, e3) = if mx == u1 {
+                    (1.0, (u2 - mx).exp(), (u3 - mx).exp())
+                } else if mx == u2 {
+                    ((u1 - mx).exp(), 1.0, (u3 - mx).exp())
+                } else {
+                    ((u1 - mx).exp(), (u2 - mx).exp(), 1.0)
+                };
                 let sum = e1 + e2 + e3;
                 if let Some(g) = grad {
                     let (w1, w2, w3) = (e1 / sum, e2 / sum, e3 / sum);
