@@ -60,19 +60,7 @@ impl Loss {
 
     /// `ρ'(z)`.
     pub fn rho_prime(self, z: f64) -> f64 {
-        match self {
-            Loss::Linear => 1.0,
-            Loss::Huber => {
-                if z <= 1.0 {
-                    1.0
-                } else {
-                    1.0 / z.sqrt()
-                }
-            }
-            Loss::SoftL1 => 1.0 / (1.0 + z).sqrt(),
-            Loss::Cauchy => 1.0 / (1.0 + z),
-            Loss::Arctan => 1.0 / (1.0 + z * z),
-        }
+        self.rho_prime_t(z.sqrt())
     }
 
     /// `√(ρ(z)/z)` as a function of `t = √z = |r|/C`, continuous at 0 (where it is 1) and
