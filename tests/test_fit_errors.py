@@ -470,7 +470,7 @@ CASES = [
     pytest.param(
         lambda: fit_many(line, [X], [Y]),
         InvalidInputError,
-        r"built-in laws",
+        r"batch fitting takes a law name or Law class",
         id="batch-needs-a-law",
     ),
     pytest.param(

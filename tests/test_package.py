@@ -71,7 +71,9 @@ def test_native_laws_equal_numpy_oracles() -> None:
         "exponential": [1.5, 0.8],
         "log_linear": [0.1, 0.05],
     }
-    assert sorted(params) == sorted(list_laws()) == sorted(_native.law_names())
+    # Every native law is registered in Python (tests may register extra, Python-only laws).
+    assert sorted(params) == sorted(_native.law_names())
+    assert set(params) <= set(list_laws())
     for name, p in params.items():
         law = get_law(name)
         assert _native.law_info(name) == (list(law.param_names), law.n_inputs)
@@ -81,9 +83,3 @@ def test_native_laws_equal_numpy_oracles() -> None:
         x = x[0] if law.n_inputs == 1 else x
         ours = _native.law_eval(name, np.ascontiguousarray(x).ravel(), np.array(p))
         np.testing.assert_allclose(ours, law.func(x, *p), rtol=1e-13, atol=0)
-
-
-def test_hoffmann_grid_matches_python_definition() -> None:
-    from capscale.laws.chinchilla import hoffmann_grid
-
-    np.testing.assert_array_equal(_native.hoffmann_grid(), hoffmann_grid())

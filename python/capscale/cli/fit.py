@@ -126,11 +126,13 @@ def run(args: argparse.Namespace) -> int:
         raise ShapeError(f"{path}: no response column after the input column(s)")
     x = data[:, x_cols].T if k > 1 else data[:, x_cols[0]]
     y = data[:, y_col]
+    sigma = data[:, _column(header, args.sigma, path)] if args.sigma else None
     if args.log_y:
         if np.any(y <= 0):
             raise InvalidInputError("--log-y needs y > 0")
+        if sigma is not None:
+            sigma = sigma / y  # first-order error propagation: sd(log y) ≈ sd(y) / y
         y = np.log(y)
-    sigma = data[:, _column(header, args.sigma, path)] if args.sigma else None
     opts = {"loss": args.loss, "f_scale": args.f_scale}
     res = curve_fit(law, x, y, p0=args.p0, sigma=sigma, **opts)
     ylabel = f"log({header[y_col]})" if args.log_y else header[y_col]

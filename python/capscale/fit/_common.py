@@ -32,7 +32,8 @@ def as_vector(name: str, value: Any, check_finite: bool = True) -> np.ndarray:
     if np.iscomplexobj(value):
         raise InvalidInputError(f"{name} must contain real numbers, got complex values")
     try:
-        arr = np.ascontiguousarray(value, dtype=np.float64)
+        # Always a private copy: the native solver reads it with the GIL released.
+        arr = np.array(value, dtype=np.float64, copy=True, order="C")
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} must be an array of numbers: {exc}") from None
     if arr.ndim == 0:
@@ -42,6 +43,19 @@ def as_vector(name: str, value: Any, check_finite: bool = True) -> np.ndarray:
     if check_finite and not np.all(np.isfinite(arr)):
         bad = int(np.flatnonzero(~np.isfinite(arr))[0])
         raise NonFiniteError(f"{name} contains a non-finite value ({arr[bad]}) at index {bad}")
+    return arr
+
+
+def as_array(name: str, value: Any, check_finite: bool = True) -> np.ndarray:
+    """A private float64 copy of an array of any shape, naming ``name`` in errors."""
+    if np.iscomplexobj(value):
+        raise InvalidInputError(f"{name} must contain real numbers, got complex values")
+    try:
+        arr = np.array(value, dtype=np.float64, copy=True, order="C")
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be an array of numbers: {exc}") from None
+    if check_finite and not np.all(np.isfinite(arr)):
+        raise NonFiniteError(f"{name} contains NaN or inf")
     return arr
 
 
@@ -143,6 +157,18 @@ def _is_numeric(v: Any) -> bool:
         return np.asarray(v).dtype.kind in "iuf"
     except (TypeError, ValueError):
         return False
+
+
+def feasible_start(n: int, bounds: Any) -> np.ndarray:
+    """SciPy's default start inside ``bounds``: 1, lb + 1, ub − 1 or the midpoint."""
+    lower, upper = parse_bounds(bounds, n)
+    start = np.ones(n)
+    lo, hi = np.isfinite(lower), np.isfinite(upper)
+    both = lo & hi
+    start[both] = 0.5 * (lower[both] + upper[both])
+    start[lo & ~hi] = lower[lo & ~hi] + 1
+    start[hi & ~lo] = upper[hi & ~lo] - 1
+    return start
 
 
 def check_start(name: str, x0: np.ndarray, bounds: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,10 +13,12 @@ from .. import _native
 from ..errors import FitError, InvalidInputError, ShapeError
 from ._common import (
     DEFAULT_TOL,
+    as_array,
     as_vector,
     build_result,
     check_start,
     default_names,
+    feasible_start,
     solver_options,
 )
 from .result import FitResult
@@ -129,6 +132,7 @@ def least_squares(
 
 
 def _count_params(f: Callable[..., Any]) -> int:
+    """Number of fit parameters of ``f(x, p1, p2, ...)``: its positional parameters − 1."""
     try:
         sig = inspect.signature(f)
     except (TypeError, ValueError):
@@ -138,9 +142,10 @@ def _count_params(f: Callable[..., Any]) -> int:
     params = list(sig.parameters.values())
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         raise InvalidInputError("p0 is required when f takes *args")
-    if len(params) < 2:
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2:
         raise InvalidInputError("f must take xdata and at least one parameter: f(x, p1, ...)")
-    return len(params) - 1
+    return len(positional) - 1
 
 
 def curve_fit(
@@ -178,7 +183,8 @@ def curve_fit(
     ydata : array_like, shape (m,)
         Observations.
     p0 : array_like, shape (n,), optional
-        Start (default: the law's ``guess``; ones for a callable, as SciPy does).
+        Start (default: the law's ``guess``; for a callable, as SciPy does: ones, or inside
+        the bounds lb + 1, ub − 1 or their midpoint).
     sigma : array_like, shape (m,), optional
         Standard deviations of ``ydata``; residuals are ``(f − y)/sigma``.
     absolute_sigma : bool
@@ -200,6 +206,34 @@ def curve_fit(
         Unpacks like SciPy: ``popt, pcov = curve_fit(...)``.
     """
     law = _as_law(f)
+    if law is not None and law.name not in _native.law_names():
+        # A user-registered law: its NumPy model and Jacobian through the callable path.
+        if jac is not None or param_names is not None:
+            raise InvalidInputError("a law brings its own Jacobian and parameter names")
+        xl, yl = law.check_data(xdata, as_vector("ydata", ydata))
+        start = law.guess(xl, yl) if p0 is None else as_vector("p0", p0)
+        res = curve_fit(
+            law.func,
+            xl,
+            yl,
+            start,
+            sigma,
+            absolute_sigma,
+            check_finite,
+            law.default_bounds if bounds is None else bounds,
+            law.jac,
+            loss=loss,
+            f_scale=f_scale,
+            ftol=ftol,
+            xtol=xtol,
+            gtol=gtol,
+            max_nfev=max_nfev,
+            diff_step=diff_step,
+            x_scale=x_scale,
+            geodesic=geodesic,
+            param_names=law.param_names,
+        )
+        return dataclasses.replace(res, law=law.name)
     y = as_vector("ydata", ydata, check_finite)
     sig = None if sigma is None else as_vector("sigma", sigma, check_finite)
     common = dict(
@@ -215,6 +249,10 @@ def curve_fit(
         absolute_sigma=absolute_sigma,
     )
     if law is not None:
+        if jac is not None:
+            raise InvalidInputError(f"law {law.name} uses its analytic Jacobian; drop jac")
+        if param_names is not None:
+            raise InvalidInputError(f"law {law.name} names its parameters; drop param_names")
         x, y = law.check_data(xdata, y)
         start = law.guess(x, y) if p0 is None else as_vector("p0", p0)
         if start.shape[0] != law.n_params:
@@ -223,19 +261,16 @@ def curve_fit(
             bounds = law.default_bounds
         check_start("p0", start, bounds)
         opts = solver_options(law.n_params, bounds=bounds, **common)  # type: ignore[arg-type]
-        x_flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        x_flat = np.array(x, dtype=np.float64, copy=True, order="C").reshape(-1)
         raw = _native.fit_law(law.name, x_flat, y, start, sig, opts)
         return build_result(raw, law.param_names, law=law.name, model=law.func)
 
     assert callable(f)
     jac_fn, scheme = _split_jac(jac)
-    if check_finite:
-        xarr = np.asarray(xdata)
-        if xarr.dtype.kind in "fc" and not np.all(np.isfinite(xarr)):
-            from ..errors import NonFiniteError
-
-            raise NonFiniteError("xdata contains NaN or inf")
-    start = as_vector("p0", p0) if p0 is not None else np.ones(_count_params(f))
+    if isinstance(xdata, (list, tuple, np.ndarray)):
+        # As SciPy does: array-like xdata becomes a float array (a private copy).
+        xdata = as_array("xdata", xdata, check_finite)
+    start = as_vector("p0", p0) if p0 is not None else feasible_start(_count_params(f), bounds)
     n = start.shape[0]
     check_start("p0", start, bounds)
     opts = solver_options(n, bounds=bounds, diff_scheme=scheme, **common)  # type: ignore[arg-type]

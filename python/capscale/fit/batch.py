@@ -5,6 +5,7 @@ random stream), so results are identical for any thread count (``n_threads`` or 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from .. import _native
-from ..errors import InvalidInputError, ShapeError
-from ._common import as_vector, solver_options
+from ..errors import CapscaleWarning, InvalidInputError, ShapeError
+from ..laws.chinchilla import hoffmann_grid as _laws_hoffmann_grid
+from ._common import as_vector, check_start, parse_bounds, solver_options
 from .api import _as_law, curve_fit
 from .result import FitResult
 
@@ -129,10 +131,43 @@ def _require_law(f: Any) -> Any:
     law = _as_law(f)
     if law is None:
         raise InvalidInputError(
-            "batch fitting runs built-in laws natively; pass a law name or Law class "
+            "batch fitting takes a law name or Law class "
             "(loop over capscale.fit.curve_fit for an arbitrary Python model)"
         )
     return law
+
+
+def _is_native(law: Any) -> bool:
+    return law.name in _native.law_names()
+
+
+def _python_loop(law: Any, jobs: list[tuple[Any, Any, Any, Any]], options: dict) -> dict:
+    """Fit a user-registered law (no native implementation) task by task with curve_fit.
+
+    ``jobs`` holds ``(x, y, sigma, p0)`` per task; the result has the native batch layout.
+    """
+    n = law.n_params
+    k = len(jobs)
+    out: dict[str, Any] = {
+        "x": np.full((k, n), np.nan),
+        "stderr": np.full((k, n), np.nan),
+        "cost": np.full(k, np.nan),
+        "status": np.full(k, -1, dtype=np.int32),
+        "nfev": np.zeros(k, dtype=np.uint64),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CapscaleWarning)
+        for i, (x, y, sig, p0) in enumerate(jobs):
+            try:
+                res = curve_fit(law, x, y, p0=p0, sigma=sig, **options)
+            except InvalidInputError:
+                continue
+            out["x"][i], out["stderr"][i] = res.x, res.stderr
+            out["cost"][i], out["status"][i], out["nfev"][i] = res.cost, res.status, res.nfev
+    ok = np.flatnonzero((out["status"] >= 1) & (out["status"] <= 4))
+    pool = ok if ok.size else np.flatnonzero(np.isfinite(out["cost"]))
+    out["best"] = int(pool[np.argmin(out["cost"][pool])]) if pool.size else None
+    return out
 
 
 def fit_many(
@@ -180,9 +215,14 @@ def fit_many(
                 f"got {given.shape}"
             )
         starts = np.array(np.broadcast_to(given, (len(data), law.n_params)))
-    opts = solver_options(
-        law.n_params, bounds=law.default_bounds if bounds is None else bounds, **options
-    )
+    bounds = law.default_bounds if bounds is None else bounds
+    if not _is_native(law):
+        jobs = [
+            (x.reshape(law.n_inputs, -1), y, sig, p)
+            for (x, y, sig), p in zip(data, starts, strict=True)
+        ]
+        return _batch(law, _python_loop(law, jobs, dict(bounds=bounds, **options)))
+    opts = solver_options(law.n_params, bounds=bounds, **options)
     sigmas = None if sigma is None else [d[2] for d in data]
     raw = _native.fit_many(
         law.name,
@@ -233,14 +273,29 @@ def bootstrap_fit(
         start = full.x
     else:
         start = as_vector("p0", p0)
+        check_start("p0", start, bounds)
+    if not _is_native(law):
+        xs = x.reshape(law.n_inputs, -1)
+        jobs = [
+            (
+                xs[:, idx].reshape(law.n_inputs, -1) if law.n_inputs > 1 else xs[0, idx],
+                y[idx],
+                None if sig is None else sig[idx],
+                start,
+            )
+            for idx in bootstrap_indices(y.shape[0], n_resamples, seed)
+        ]
+        raw = _python_loop(law, jobs, dict(bounds=bounds, **options))
+        return _batch(law, raw, BootstrapFit, seed=seed, full=full)
     opts = solver_options(law.n_params, bounds=bounds, **options)
     raw = _native.bootstrap_fit(law.name, x, y, sig, start, n_resamples, seed, opts, n_threads)
     return _batch(law, raw, BootstrapFit, seed=seed, full=full)
 
 
 def hoffmann_grid() -> np.ndarray:
-    """Hoffmann et al.'s 4500 starts for ``chinchilla_lse``: rows ``(a, b, e, alpha, beta)``."""
-    return _native.hoffmann_grid()
+    """Hoffmann et al.'s 4500 starts for ``chinchilla_lse``: rows ``(a, b, e, alpha, beta)``
+    (defined in :mod:`capscale.laws.chinchilla`)."""
+    return _laws_hoffmann_grid()
 
 
 def multi_start(
@@ -280,11 +335,18 @@ def multi_start(
         raise ShapeError(f"starts must have shape (k, {law.n_params}), got {starts.shape}")
     x, y, sig = _law_data(law, xdata, ydata, sigma)
     bounds = law.default_bounds if bounds is None else bounds
-    opts = solver_options(law.n_params, bounds=bounds, **options)
-    raw = _native.multi_start(law.name, x, y, sig, starts, opts, n_threads)
+    lower, upper = parse_bounds(bounds, law.n_params)
+    if _is_native(law):
+        opts = solver_options(law.n_params, bounds=bounds, **options)
+        raw = _native.multi_start(law.name, x, y, sig, starts, opts, n_threads)
+    else:
+        xs = x.reshape(law.n_inputs, -1)
+        jobs = [
+            (xs if law.n_inputs > 1 else xs[0], y, sig, np.clip(s0, lower, upper)) for s0 in starts
+        ]
+        raw = _python_loop(law, jobs, dict(bounds=bounds, **options))
     best = None
     if raw["best"] is not None:
-        lower, upper = (np.broadcast_to(np.asarray(b, float), (law.n_params,)) for b in bounds)
         x0 = np.clip(starts[raw["best"]], lower, upper)
         best = curve_fit(
             law, x.reshape(law.n_inputs, -1), y, p0=x0, sigma=sig, bounds=bounds, **options

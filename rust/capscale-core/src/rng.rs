@@ -50,9 +50,12 @@ impl Stream {
         result
     }
 
-    /// Uniform integer in `[0, n)` without modulo bias (Lemire's method); `n > 0`.
+    /// Uniform integer in `[0, n)` without modulo bias (Lemire's method); 0 when `n == 0`.
     #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
         let threshold = n.wrapping_neg() % n;
         loop {
             let prod = (self.next_u64() as u128) * (n as u128);

@@ -46,8 +46,11 @@ impl CallbackError {
     pub fn into_pyerr(self, py: Python<'_>, err: CoreError) -> PyErr {
         match (err, self.err) {
             (CoreError::Callback(msg), Some(orig)) => {
-                // Shape errors found while converting keep their own type.
-                if orig.is_instance_of::<ShapeError>(py) {
+                // Shape errors found while converting keep their own type, and KeyboardInterrupt
+                // or SystemExit (not Exception subclasses) propagate untouched.
+                if orig.is_instance_of::<ShapeError>(py)
+                    || !orig.is_instance_of::<pyo3::exceptions::PyException>(py)
+                {
                     return orig;
                 }
                 let e = FitError::new_err(msg);

@@ -336,7 +336,8 @@ fn law_eval<'py>(
     params: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let law = Law::from_name(law).py()?;
-    let out = laws::evaluate(law, slice("xdata", &x)?, slice("params", &params)?).py()?;
+    let (x, params) = (slice("xdata", &x)?, slice("params", &params)?);
+    let out = py.detach(|| laws::evaluate(law, x, params)).py()?;
     Ok(PyArray1::from_vec(py, out))
 }
 
@@ -353,13 +354,6 @@ fn law_names() -> Vec<&'static str> {
     Law::ALL.iter().map(|l| l.name()).collect()
 }
 
-/// Hoffmann et al.'s 4500 starting points for `chinchilla_lse`, shape `(4500, 5)`.
-#[pyfunction]
-fn hoffmann_grid(py: Python<'_>) -> PyResult<Bound<'_, PyArray2<f64>>> {
-    let flat: Vec<f64> = laws::hoffmann_grid().into_iter().flatten().collect();
-    PyArray1::from_vec(py, flat).reshape([4500, 5])
-}
-
 /// The resampling indices `bootstrap_fit` uses, shape `(n_resamples, m)`.
 #[pyfunction]
 fn bootstrap_indices(
@@ -368,11 +362,24 @@ fn bootstrap_indices(
     n_resamples: usize,
     seed: u64,
 ) -> PyResult<Bound<'_, PyArray2<i64>>> {
-    let flat: Vec<i64> = (0..n_resamples)
-        .flat_map(|i| resample_indices(seed, i as u64, m))
-        .map(|v| v as i64)
-        .collect();
-    PyArray1::from_vec(py, flat).reshape([n_resamples, m])
+    // Allocated by NumPy and filled with the GIL released.
+    let out = PyArray2::<i64>::zeros(py, [n_resamples, m], false);
+    {
+        let mut view = out.readwrite();
+        let flat = view
+            .as_slice_mut()
+            .map_err(|_| ShapeError::new_err("internal: output array is not contiguous"))?;
+        py.detach(|| {
+            if m > 0 {
+                for (i, row) in flat.chunks_mut(m).enumerate() {
+                    for (o, v) in row.iter_mut().zip(resample_indices(seed, i as u64, m)) {
+                        *o = v as i64;
+                    }
+                }
+            }
+        });
+    }
+    Ok(out)
 }
 
 /// Add the fitting functions and classes to the module.
@@ -387,7 +394,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(law_eval, m)?)?;
     m.add_function(wrap_pyfunction!(law_info, m)?)?;
     m.add_function(wrap_pyfunction!(law_names, m)?)?;
-    m.add_function(wrap_pyfunction!(hoffmann_grid, m)?)?;
     m.add_function(wrap_pyfunction!(bootstrap_indices, m)?)?;
     Ok(())
 }

@@ -2,11 +2,13 @@
 //! Every task is independent and indexed, so results never depend on the thread count.
 
 use super::laws::{Law, LawModel};
-use super::lm::{solve, LmOptions, LmReport, Status};
+use super::lm::{solve, validate_start, LmOptions, LmReport, Status};
 use super::problem::CurveProblem;
 use crate::error::{check_len, CoreError, CoreResult};
 use crate::rng::resample_indices;
 use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Compact results of many fits (row `k` belongs to task `k`).
 #[derive(Debug, Clone)]
@@ -40,8 +42,14 @@ impl BatchResult {
             match res {
                 Ok(rep) => {
                     out.x.extend_from_slice(&rep.x);
-                    out.stderr
-                        .extend((0..n).map(|j| rep.cov[j * n + j].max(0.0).sqrt()));
+                    out.stderr.extend((0..n).map(|j| {
+                        let v = rep.cov[j * n + j];
+                        if v.is_nan() {
+                            f64::NAN
+                        } else {
+                            v.max(0.0).sqrt()
+                        }
+                    }));
                     out.cost.push(rep.cost);
                     out.status.push(rep.status.code());
                     out.nfev.push(rep.nfev);
@@ -60,7 +68,7 @@ impl BatchResult {
 
     /// Index of the best successful fit (lowest cost), or of the lowest cost if none succeeded.
     pub fn best(&self) -> Option<usize> {
-        let ok = |s: i32| (1..=4).contains(&s);
+        let ok = is_success;
         let pick = |filter: &dyn Fn(usize) -> bool| {
             (0..self.cost.len())
                 .filter(|&i| filter(i) && self.cost[i].is_finite())
@@ -68,6 +76,26 @@ impl BatchResult {
         };
         pick(&|i| ok(self.status[i])).or_else(|| pick(&|_| true))
     }
+}
+
+/// Thread pools by size, built once and reused by every batch call.
+static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+
+fn pool(threads: usize) -> CoreResult<Arc<rayon::ThreadPool>> {
+    let mut pools = POOLS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(p) = pools.get(&threads) {
+        return Ok(Arc::clone(p));
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| CoreError::InvalidArgument(format!("cannot start a thread pool: {e}")))?;
+    let p = Arc::new(p);
+    pools.insert(threads, Arc::clone(&p));
+    Ok(p)
 }
 
 /// Run `f` over `0..k` on a pool of `n_threads` (0: `CAPSCALE_NUM_THREADS` or all cores).
@@ -85,11 +113,7 @@ pub fn run_indexed<T: Send>(
             .filter(|&t| t > 0)
             .unwrap_or(0)
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| CoreError::InvalidArgument(format!("cannot start a thread pool: {e}")))?;
-    Ok(pool.install(|| (0..k).into_par_iter().map(&f).collect()))
+    Ok(pool(threads)?.install(|| (0..k).into_par_iter().map(&f).collect()))
 }
 
 /// Fit `law` to one dataset (`x` column-major `n_inputs × m`, `y` length `m`).
@@ -147,13 +171,13 @@ pub fn bootstrap(
     opts: &LmOptions,
     n_threads: usize,
 ) -> CoreResult<BatchResult> {
+    // Validate data, weights and start once, up front: bad input is an error, not a batch of
+    // failed refits.
     let base = LawModel::new(law, x)?;
     let m = y.len();
-    check_len("ydata", m, base_points(&base))?;
-    if let Some(s) = sigma {
-        check_len("sigma", s.len(), m)?;
-    }
+    CurveProblem::new(base.clone(), y, sigma)?;
     check_len("x0", x0.len(), law.n_params())?;
+    validate_start(opts, x0)?;
     let results = run_indexed(n_resamples, n_threads, |i| {
         let idx = resample_indices(seed, i as u64, m);
         let model = base.resample(&idx);
@@ -163,11 +187,6 @@ pub fn bootstrap(
         solve(&mut problem, x0, opts)
     })?;
     Ok(BatchResult::from_results(law.n_params(), results))
-}
-
-fn base_points(model: &LawModel) -> usize {
-    use super::problem::Model;
-    model.n_points()
 }
 
 /// Fit from each row of `starts` (row-major `k × n`) and report all fits; pick the best with
@@ -207,7 +226,7 @@ pub fn multi_start(
     Ok(BatchResult::from_results(n, results))
 }
 
-/// Status codes that count as success.
+/// Whether a status code (as in [`BatchResult::status`]) means a converged fit.
 pub fn is_success(code: i32) -> bool {
     [Status::Gtol, Status::Ftol, Status::Xtol, Status::FtolXtol]
         .iter()

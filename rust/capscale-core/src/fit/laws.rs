@@ -305,31 +305,6 @@ pub fn evaluate(law: Law, x: &[f64], p: &[f64]) -> CoreResult<Vec<f64>> {
     Ok(out)
 }
 
-/// Hoffmann et al.'s 4500-point initialisation grid for [`Law::ChinchillaLse`], rows
-/// `(a, b, e, alpha, beta)`: `α, β ∈ {0, 0.5, …, 2}`, `e ∈ {−1, −0.5, …, 1}`,
-/// `a, b ∈ {0, 5, …, 25}`.
-pub fn hoffmann_grid() -> Vec<[f64; 5]> {
-    let mut out = Vec::with_capacity(4500);
-    for ia in 0..6 {
-        for ib in 0..6 {
-            for ie in 0..5 {
-                for ial in 0..5 {
-                    for ibe in 0..5 {
-                        out.push([
-                            5.0 * ia as f64,
-                            5.0 * ib as f64,
-                            -1.0 + 0.5 * ie as f64,
-                            0.5 * ial as f64,
-                            0.5 * ibe as f64,
-                        ]);
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,13 +361,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn grid_has_4500_points() {
-        let g = hoffmann_grid();
-        assert_eq!(g.len(), 4500);
-        assert_eq!(g[0], [0.0, 0.0, -1.0, 0.0, 0.0]);
-        assert_eq!(g[4499], [25.0, 25.0, 1.0, 2.0, 2.0]);
     }
 }

@@ -9,6 +9,9 @@ pub fn enorm(v: &[f64]) -> f64 {
     if s.is_finite() && s > 1e-280 {
         return s.sqrt();
     }
+    if s.is_nan() {
+        return f64::NAN;
+    }
     let big = v.iter().fold(0.0_f64, |a, x| a.max(x.abs()));
     if big == 0.0 || !big.is_finite() {
         return big;
@@ -21,6 +24,9 @@ pub fn scaled_norm(d: &[f64], v: &[f64]) -> f64 {
     let s: f64 = d.iter().zip(v).map(|(a, b)| (a * b) * (a * b)).sum();
     if s.is_finite() && s > 1e-280 {
         return s.sqrt();
+    }
+    if s.is_nan() {
+        return f64::NAN;
     }
     let big = d
         .iter()

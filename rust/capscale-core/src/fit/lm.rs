@@ -7,7 +7,7 @@ use super::linalg::{
     enorm, j_times, jt_times, lmpar, scaled_norm, solve_damped, LmparWork, PivotedQr,
 };
 use super::problem::Problem;
-use super::robust::ScaledLoss;
+use super::robust::{Loss, ScaledLoss};
 use crate::error::{check_finite, check_len, CoreError, CoreResult};
 
 /// Finite-difference scheme used when the problem has no analytic Jacobian.
@@ -132,7 +132,9 @@ pub struct LmReport {
     pub x: Vec<f64>,
     /// Residuals at `x` (weighted, before the robust loss), length `m`.
     pub fun: Vec<f64>,
-    /// Jacobian of the (robust-transformed) residuals at `x`, `m × n` column-major.
+    /// Jacobian at `x`, `m × n` column-major, rows weighted so that `JᵀJ` is the Gauss–Newton
+    /// Hessian of the (robust) cost — SciPy's convention; the plain Jacobian of `fun` for the
+    /// linear loss.
     pub jac: Vec<f64>,
     /// Robust cost `½ C² Σ ρ((r/C)²)` (`½ Σ r²` for the linear loss).
     pub cost: f64,
@@ -224,6 +226,13 @@ impl Bounds {
     }
 }
 
+/// Check that `x0` (length `n`) lies inside the bounds of `opts` and the bounds are valid —
+/// what [`solve`] checks first, for callers that validate a batch up front.
+pub fn validate_start(opts: &LmOptions, x0: &[f64]) -> CoreResult<()> {
+    check_finite("x0", x0)?;
+    Bounds::new(opts, x0.len(), x0).map(|_| ())
+}
+
 /// Residuals, robust transform and Jacobian evaluation shared by the iteration.
 struct Evaluator<'p, P: Problem + ?Sized> {
     problem: &'p mut P,
@@ -255,40 +264,89 @@ impl<P: Problem + ?Sized> Evaluator<'_, P> {
         if self.problem.has_jacobian() && self.problem.jacobian(x, out)? {
             return Ok(out.iter().all(|v| v.is_finite()));
         }
-        let (m, n) = (self.m, self.n);
+        let m = self.m;
         let mut xt = x.to_vec();
-        let mut fp = vec![0.0; m];
-        let mut fm = vec![0.0; m];
-        for j in 0..n {
+        let mut f1 = vec![0.0; m];
+        let mut f2 = vec![0.0; m];
+        for j in 0..self.n {
             let xj = x[j];
             let base = if xj == 0.0 { 1.0 } else { xj.abs() };
-            let h0 = self.diff_step * base;
-            let (lo, hi) = (bounds.lower[j], bounds.upper[j]);
-            let col = &mut out[j * m..(j + 1) * m];
-            let central_ok = self.fd_scheme == FdScheme::Central && xj - h0 >= lo && xj + h0 <= hi;
-            if central_ok {
-                xt[j] = xj + h0;
-                let hp = xt[j] - xj;
-                self.problem.residuals(&xt, &mut fp)?;
-                xt[j] = xj - h0;
-                let hm = xj - xt[j];
-                self.problem.residuals(&xt, &mut fm)?;
-                for i in 0..m {
-                    col[i] = (fp[i] - fm[i]) / (hp + hm);
-                }
-            } else {
-                // One-sided step, pointing into the feasible box.
-                let h = if xj + h0 <= hi { h0 } else { -h0 };
-                xt[j] = xj + h;
-                let h = xt[j] - xj;
-                self.problem.residuals(&xt, &mut fp)?;
-                for i in 0..m {
-                    col[i] = (fp[i] - r[i]) / h;
-                }
+            self.fd_column(
+                j,
+                &mut xt,
+                r,
+                self.diff_step * base,
+                bounds,
+                &mut f1,
+                &mut f2,
+                out,
+            )?;
+            // A relative step on a parameter far below its natural scale (a start of 1e-14
+            // for a quantity of order 1) can change no residual at all; retry at unit scale
+            // rather than freeze the parameter.
+            if xj != 0.0 && xj.abs() < 1.0 && out[j * m..(j + 1) * m].iter().all(|&v| v == 0.0) {
+                self.fd_column(j, &mut xt, r, self.diff_step, bounds, &mut f1, &mut f2, out)?;
             }
-            xt[j] = xj;
         }
         Ok(out.iter().all(|v| v.is_finite()))
+    }
+
+    /// Column `j` by finite differences with step `h0`, kept inside the bounds: central
+    /// differences where both sides fit, else the second-order one-sided formula
+    /// `(−3f₀ + 4f(x+h) − f(x+2h)) / 2h` on the side with room (shrinking `h` to the box); the
+    /// forward scheme uses `(f(x+h) − f₀)/h`.
+    #[allow(clippy::too_many_arguments)]
+    fn fd_column(
+        &mut self,
+        j: usize,
+        xt: &mut [f64],
+        r: &[f64],
+        h0: f64,
+        bounds: &Bounds,
+        f1: &mut [f64],
+        f2: &mut [f64],
+        out: &mut [f64],
+    ) -> CoreResult<()> {
+        let m = self.m;
+        let xj = xt[j];
+        let (up, down) = (bounds.upper[j] - xj, xj - bounds.lower[j]);
+        let col = &mut out[j * m..(j + 1) * m];
+        if self.fd_scheme == FdScheme::Central && up >= h0 && down >= h0 {
+            xt[j] = xj + h0;
+            let hp = xt[j] - xj;
+            self.problem.residuals(xt, f1)?;
+            xt[j] = xj - h0;
+            let hm = xj - xt[j];
+            self.problem.residuals(xt, f2)?;
+            for i in 0..m {
+                col[i] = (f1[i] - f2[i]) / (hp + hm);
+            }
+        } else {
+            // One-sided, towards the side with more room; never outside the box.
+            let points = if self.fd_scheme == FdScheme::Central {
+                2.0
+            } else {
+                1.0
+            };
+            let (dir, room) = if up >= down { (1.0, up) } else { (-1.0, down) };
+            let h = dir * h0.min(room / points);
+            xt[j] = xj + h;
+            let h1 = xt[j] - xj;
+            self.problem.residuals(xt, f1)?;
+            if self.fd_scheme == FdScheme::Central {
+                xt[j] = xj + 2.0 * h1;
+                self.problem.residuals(xt, f2)?;
+                for i in 0..m {
+                    col[i] = (-3.0 * r[i] + 4.0 * f1[i] - f2[i]) / (2.0 * h1);
+                }
+            } else {
+                for i in 0..m {
+                    col[i] = (f1[i] - r[i]) / h1;
+                }
+            }
+        }
+        xt[j] = xj;
+        Ok(())
     }
 }
 
@@ -337,6 +395,23 @@ pub fn solve<P: Problem + ?Sized>(
                 "x_scale entries must be finite and > 0".into(),
             ));
         }
+    }
+    for (name, v) in [
+        ("factor", opts.factor),
+        ("avmax", opts.avmax),
+        ("h_fvv", opts.h_fvv),
+    ] {
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(CoreError::InvalidArgument(format!(
+                "{name} must be finite and > 0, got {v}"
+            )));
+        }
+    }
+    if !(opts.rank_rtol >= 0.0 && opts.rank_rtol < 1.0) {
+        return Err(CoreError::InvalidArgument(format!(
+            "rank_rtol must be in [0, 1), got {}",
+            opts.rank_rtol
+        )));
     }
     let max_nfev = opts.max_nfev.unwrap_or(500 * (n + 1));
     if max_nfev == 0 {
@@ -601,7 +676,9 @@ pub fn solve<P: Problem + ?Sized>(
                 status = Some(Status::Ftol);
             } else if ev.nfev >= max_nfev {
                 status = Some(Status::MaxNfev);
-            } else if !delta.is_finite() || delta <= f64::MIN_POSITIVE {
+            } else if !delta.is_finite() {
+                status = Some(Status::NonFinite);
+            } else if delta <= f64::MIN_POSITIVE {
                 status = Some(Status::Xtol);
             }
             if let Some(st) = status {
@@ -616,6 +693,7 @@ pub fn solve<P: Problem + ?Sized>(
                     Status::MaxNfev => {
                         format!("the evaluation budget max_nfev = {max_nfev} was exhausted")
                     }
+                    Status::NonFinite => "the trust radius became non-finite".into(),
                     _ => String::new(),
                 };
                 break 'outer;
@@ -688,14 +766,26 @@ pub fn solve<P: Problem + ?Sized>(
         }
     }
 
-    // Final Jacobian at the solution for covariance and diagnostics.
-    if !jac_at_x && status != Status::NonFinite {
+    // Final Jacobian at the solution for covariance and diagnostics. With a robust loss the
+    // raw Jacobian is needed too: the covariance weights rows by the robust cost's curvature.
+    let robust = ev.loss.loss != Loss::Linear;
+    let mut jac_cov = Vec::new();
+    if (!jac_at_x || robust) && status != Status::NonFinite {
         if ev.raw_jacobian(&x, &r, &bounds, &mut jac)? {
+            if robust {
+                jac_cov = jac.clone();
+                let mut w = vec![0.0; m];
+                ev.loss.hessian_weights(&r, &mut w);
+                scale_rows(&mut jac_cov, m, &w);
+            }
             scale_rows(&mut jac, m, &ds);
         } else {
             status = Status::NonFinite;
             message = "the Jacobian at the solution is non-finite".into();
         }
+    }
+    if jac_cov.is_empty() {
+        jac_cov = jac.clone();
     }
     let mut grad = vec![0.0; n];
     jt_times(&jac, m, &s, &mut grad);
@@ -734,11 +824,11 @@ pub fn solve<P: Problem + ?Sized>(
         cov,
         rank,
         inestimable,
-    } = covariance(&jac, m, n, opts.rank_rtol, scale);
+    } = covariance(&jac_cov, m, n, opts.rank_rtol, scale);
     Ok(LmReport {
         x,
         fun: r,
-        jac,
+        jac: jac_cov,
         cost,
         optimality,
         nfev: ev.nfev,

@@ -150,6 +150,34 @@ impl ScaledLoss {
         0.5 * s.iter().map(|v| v * v).sum::<f64>()
     }
 
+    /// Row weights `√max(ρ'(z) + 2zρ''(z), ε)` that make `JᵀJ` the Gauss–Newton Hessian of
+    /// the robust cost (SciPy's convention for the returned Jacobian and `curve_fit`'s pcov).
+    pub fn hessian_weights(&self, r: &[f64], out: &mut [f64]) {
+        let c = self.f_scale;
+        for (ri, o) in r.iter().zip(out.iter_mut()) {
+            let t = (ri / c).abs();
+            let z = t * t;
+            let w = match self.loss {
+                Loss::Linear => 1.0,
+                Loss::Huber => {
+                    if t <= 1.0 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                Loss::SoftL1 => 1.0_f64.hypot(t).powi(-3),
+                Loss::Cauchy => (1.0 - z) / ((1.0 + z) * (1.0 + z)),
+                Loss::Arctan => (1.0 - 3.0 * z * z) / ((1.0 + z * z) * (1.0 + z * z)),
+            };
+            *o = if w.is_finite() && w > f64::EPSILON {
+                w.sqrt()
+            } else {
+                f64::EPSILON.sqrt()
+            };
+        }
+    }
+
     /// The robust cost `½ C² Σ ρ((r/C)²)` of residuals `r`.
     pub fn cost(&self, r: &[f64]) -> f64 {
         let c = self.f_scale;
@@ -204,6 +232,25 @@ mod tests {
                 s.iter().chain(&d).all(|v| v.is_finite()),
                 "{loss:?}: {s:?} {d:?}"
             );
+        }
+    }
+
+    #[test]
+    fn hessian_weights_match_second_derivative() {
+        // ρ'(z) + 2zρ''(z) = d²(½C²ρ(r²/C²))/dr², checked by central differences of ψ(r).
+        for loss in [Loss::SoftL1, Loss::Cauchy, Loss::Arctan, Loss::Linear] {
+            let sl = ScaledLoss { loss, f_scale: 0.7 };
+            for r in [-2.0, -0.3, 0.1, 0.45] {
+                let psi = |r: f64| loss.rho_prime((r / 0.7f64).powi(2)) * r;
+                let h = 1e-6;
+                let want = (psi(r + h) - psi(r - h)) / (2.0 * h);
+                let mut w = [0.0];
+                sl.hessian_weights(&[r], &mut w);
+                let got = w[0] * w[0];
+                if want > f64::EPSILON {
+                    assert!((got - want).abs() < 1e-8, "{loss:?} r={r}: {got} vs {want}");
+                }
+            }
         }
     }
 
