@@ -56,13 +56,16 @@ impl Stream {
         if n == 0 {
             return 0;
         }
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let prod = (self.next_u64() as u128) * (n as u128);
-            if (prod as u64) >= threshold {
-                return (prod >> 64) as u64;
+        // Lemire's nearly divisionless method: the modulo (the rejection threshold) is only
+        // computed in the rare case that the low word falls below n.
+        let mut prod = (self.next_u64() as u128) * (n as u128);
+        if (prod as u64) < n {
+            let threshold = n.wrapping_neg() % n;
+            while (prod as u64) < threshold {
+                prod = (self.next_u64() as u128) * (n as u128);
             }
         }
+        (prod >> 64) as u64
     }
 
     /// Uniform float in `[0, 1)` with 53 random bits.

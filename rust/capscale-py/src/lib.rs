@@ -7,6 +7,7 @@
 mod callbacks;
 mod errors;
 mod fit;
+mod stats;
 
 use pyo3::prelude::*;
 
@@ -15,5 +16,6 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     fit::register(m)?;
+    stats::register(m)?;
     Ok(())
 }

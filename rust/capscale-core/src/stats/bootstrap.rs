@@ -1,0 +1,527 @@
+//! Bootstrap confidence intervals of mean scores: simple, stratified (resample within strata,
+//! e.g. subtasks), clustered (resample whole clusters, e.g. the episodes of one game instance),
+//! micro or macro averages, weighted items, percentile or BCa intervals, and the paired
+//! bootstrap of the difference between two systems scored on the same items.
+//!
+//! **Resampling stream** (so a NumPy re-implementation reproduces it exactly): replicate `b`
+//! (of a call whose stream base is `base`) draws from [`Stream::new`]`(seed, base + b)`. Items
+//! (or clusters) are ordered by stratum label, then by first appearance; for each stratum in
+//! label order, `u_s` draws `Stream::below(u_s)` pick units (items or clusters) with
+//! replacement within that stratum.
+
+use super::aggregate::{check_weights, group_sizes, percentile_sorted};
+use super::normal::{ndtr, ndtri};
+use crate::error::{check_finite, check_len, CoreError, CoreResult};
+use crate::parallel::run_indexed;
+use crate::rng::Stream;
+
+/// The statistic being bootstrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistic {
+    /// Mean over all items (weighted by item weights): the "micro" average.
+    Micro,
+    /// Mean over strata of each stratum's mean: the "macro" average (needs strata).
+    Macro,
+}
+
+/// How the interval is computed from the replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CiMethod {
+    /// Percentiles of the replicates (NumPy's linear interpolation).
+    Percentile,
+    /// Bias-corrected and accelerated (Efron 1987), acceleration from the jackknife, as
+    /// `scipy.stats.bootstrap(method='BCa')` computes it.
+    Bca,
+}
+
+impl CiMethod {
+    /// Parse `"percentile"` or `"bca"` (case-insensitive).
+    pub fn from_name(name: &str) -> CoreResult<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "percentile" => Ok(CiMethod::Percentile),
+            "bca" => Ok(CiMethod::Bca),
+            _ => Err(CoreError::UnknownName(format!(
+                "unknown interval method {name:?}; expected 'percentile' or 'bca'"
+            ))),
+        }
+    }
+}
+
+/// The sampling design of the items.
+#[derive(Debug, Clone, Copy)]
+pub struct Design<'a> {
+    /// Non-negative item weights (default 1).
+    pub weights: Option<&'a [f64]>,
+    /// Stratum label `0..k` of each item: resampling happens within strata.
+    pub strata: Option<&'a [u32]>,
+    /// Cluster label `0..c` of each item: whole clusters are resampled.
+    pub clusters: Option<&'a [u32]>,
+    /// Micro or macro average.
+    pub statistic: Statistic,
+}
+
+impl Design<'_> {
+    /// Plain resampling of items for the micro mean.
+    pub const SIMPLE: Design<'static> = Design {
+        weights: None,
+        strata: None,
+        clusters: None,
+        statistic: Statistic::Micro,
+    };
+}
+
+/// Resampling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BootstrapOptions {
+    /// Number of bootstrap replicates `B`.
+    pub n_resamples: usize,
+    /// Seed of the per-replicate streams.
+    pub seed: u64,
+    /// Confidence level in (0, 1), e.g. 0.95.
+    pub level: f64,
+    /// Interval method.
+    pub method: CiMethod,
+    /// Worker threads (0: `CAPSCALE_NUM_THREADS` or all cores).
+    pub n_threads: usize,
+}
+
+/// A point estimate with its bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// The statistic on the original data.
+    pub estimate: f64,
+    /// Lower end of the interval.
+    pub low: f64,
+    /// Upper end of the interval.
+    pub high: f64,
+    /// Standard deviation of the replicates (ddof = 1): the bootstrap standard error.
+    pub boot_se: f64,
+    /// Replicates with a defined statistic (all of them unless some resample had zero weight).
+    pub n_valid: usize,
+}
+
+/// Items grouped into resampling units (clusters or single items), ordered by stratum.
+struct Units {
+    /// Σ wᵢxᵢ of each unit.
+    wx: Vec<f64>,
+    /// Σ wᵢ of each unit.
+    w: Vec<f64>,
+    /// Stratum of each unit.
+    stratum: Vec<usize>,
+    /// Units of stratum s are `bounds[s]..bounds[s + 1]`.
+    bounds: Vec<usize>,
+    statistic: Statistic,
+    /// Every unit is one item of weight 1 (no weights, no clusters).
+    unit_weights: bool,
+}
+
+impl Units {
+    fn new(values: &[f64], design: &Design<'_>) -> CoreResult<Self> {
+        let n = values.len();
+        if n == 0 {
+            return Err(CoreError::InvalidArgument("no scores to bootstrap".into()));
+        }
+        check_finite("scores", values)?;
+        if let Some(w) = design.weights {
+            check_weights(w, n)?;
+        }
+        let strata_sizes = match design.strata {
+            Some(s) => group_sizes(s, n, "strata")?,
+            None => vec![n],
+        };
+        if design.statistic == Statistic::Macro && design.strata.is_none() {
+            return Err(CoreError::InvalidArgument(
+                "a macro average needs strata (the groups to average over)".into(),
+            ));
+        }
+        if let Some(c) = design.clusters {
+            group_sizes(c, n, "clusters")?;
+        }
+        let k = strata_sizes.len();
+        let stratum_of = |i: usize| design.strata.map_or(0, |s| s[i] as usize);
+        let weight = |i: usize| design.weights.map_or(1.0, |w| w[i]);
+        // Unit key: cluster label when clustered, else the item itself.
+        let mut unit_of_key = std::collections::HashMap::new();
+        let mut per_stratum: Vec<Vec<(f64, f64)>> = vec![Vec::new(); k];
+        let mut unit_stratum: Vec<(usize, usize)> = Vec::new(); // (stratum, index in stratum)
+        for i in 0..n {
+            let s = stratum_of(i);
+            let key = design.clusters.map_or(i, |c| c[i] as usize);
+            let slot = match unit_of_key.get(&key) {
+                Some(&u) => u,
+                None => {
+                    per_stratum[s].push((0.0, 0.0));
+                    let u = unit_stratum.len();
+                    unit_stratum.push((s, per_stratum[s].len() - 1));
+                    unit_of_key.insert(key, u);
+                    u
+                }
+            };
+            let (us, ui) = unit_stratum[slot];
+            if us != s {
+                return Err(CoreError::InvalidArgument(format!(
+                    "cluster {key} spans strata {us} and {s}; clusters must nest in strata"
+                )));
+            }
+            let w = weight(i);
+            per_stratum[s][ui].0 += w * values[i];
+            per_stratum[s][ui].1 += w;
+        }
+        let mut units = Units {
+            wx: Vec::new(),
+            w: Vec::new(),
+            stratum: Vec::new(),
+            bounds: vec![0],
+            statistic: design.statistic,
+            unit_weights: design.weights.is_none() && design.clusters.is_none(),
+        };
+        for (s, list) in per_stratum.iter().enumerate() {
+            for &(wx, w) in list {
+                units.wx.push(wx);
+                units.w.push(w);
+                units.stratum.push(s);
+            }
+            units.bounds.push(units.wx.len());
+        }
+        if units.wx.len() < 2 {
+            return Err(CoreError::InvalidArgument(
+                "a bootstrap needs at least 2 items (or clusters)".into(),
+            ));
+        }
+        Ok(units)
+    }
+
+    fn n_strata(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    /// The statistic from per-stratum sums.
+    fn stat_from(&self, swx: &[f64], sw: &[f64]) -> f64 {
+        match self.statistic {
+            Statistic::Micro => swx.iter().sum::<f64>() / sw.iter().sum::<f64>(),
+            Statistic::Macro => {
+                let k = swx.len();
+                swx.iter().zip(sw).map(|(a, b)| a / b).sum::<f64>() / k as f64
+            }
+        }
+    }
+
+    fn estimate(&self) -> f64 {
+        let k = self.n_strata();
+        let (mut swx, mut sw) = (vec![0.0; k], vec![0.0; k]);
+        for u in 0..self.wx.len() {
+            swx[self.stratum[u]] += self.wx[u];
+            sw[self.stratum[u]] += self.w[u];
+        }
+        self.stat_from(&swx, &sw)
+    }
+
+    /// One bootstrap replicate from stream `stream` of `seed`.
+    fn replicate(&self, seed: u64, stream: u64) -> f64 {
+        let mut rng = Stream::new(seed, stream);
+        let k = self.n_strata();
+        if k == 1 && self.statistic == Statistic::Micro {
+            let m = self.wx.len();
+            if self.unit_weights {
+                // Hot path (plain items): four accumulators hide the floating-point add
+                // latency; the draws are consumed in the documented order.
+                let mut acc = [0.0f64; 4];
+                let mut i = 0;
+                while i + 4 <= m {
+                    for a in acc.iter_mut() {
+                        *a += self.wx[rng.below(m as u64) as usize];
+                    }
+                    i += 4;
+                }
+                for _ in i..m {
+                    acc[0] += self.wx[rng.below(m as u64) as usize];
+                }
+                return ((acc[0] + acc[1]) + (acc[2] + acc[3])) / m as f64;
+            }
+            let (mut a, mut b) = (0.0, 0.0);
+            for _ in 0..m {
+                let u = rng.below(m as u64) as usize;
+                a += self.wx[u];
+                b += self.w[u];
+            }
+            return a / b;
+        }
+        let (mut swx, mut sw) = (vec![0.0; k], vec![0.0; k]);
+        for s in 0..k {
+            let (lo, hi) = (self.bounds[s], self.bounds[s + 1]);
+            let m = (hi - lo) as u64;
+            for _ in 0..m {
+                let u = lo + rng.below(m) as usize;
+                swx[s] += self.wx[u];
+                sw[s] += self.w[u];
+            }
+        }
+        self.stat_from(&swx, &sw)
+    }
+
+    /// Leave-one-unit-out statistics (for the BCa acceleration).
+    fn jackknife(&self) -> Vec<f64> {
+        let k = self.n_strata();
+        let (mut swx, mut sw) = (vec![0.0; k], vec![0.0; k]);
+        for u in 0..self.wx.len() {
+            swx[self.stratum[u]] += self.wx[u];
+            sw[self.stratum[u]] += self.w[u];
+        }
+        (0..self.wx.len())
+            .map(|u| {
+                let s = self.stratum[u];
+                let (mut a, mut b) = (swx.clone(), sw.clone());
+                a[s] -= self.wx[u];
+                b[s] -= self.w[u];
+                if self.statistic == Statistic::Macro && b[s] <= 0.0 {
+                    // The stratum vanishes: average over the others.
+                    a.remove(s);
+                    b.remove(s);
+                }
+                self.stat_from(&a, &b)
+            })
+            .collect()
+    }
+}
+
+fn check_options(opts: &BootstrapOptions) -> CoreResult<()> {
+    if opts.n_resamples < 2 {
+        return Err(CoreError::InvalidArgument(format!(
+            "n_resamples must be >= 2, got {}",
+            opts.n_resamples
+        )));
+    }
+    if !(opts.level > 0.0 && opts.level < 1.0) {
+        return Err(CoreError::InvalidArgument(format!(
+            "the confidence level must be in (0, 1), got {}",
+            opts.level
+        )));
+    }
+    Ok(())
+}
+
+/// Interval from replicates (`estimate` = statistic on the data, `jack` for BCa).
+fn interval(estimate: f64, mut reps: Vec<f64>, jack: Option<&[f64]>, opts: &BootstrapOptions) -> Interval {
+    reps.retain(|v| v.is_finite());
+    let b = reps.len();
+    reps.sort_by(f64::total_cmp);
+    let mean = reps.iter().sum::<f64>() / b as f64;
+    let boot_se = if b > 1 {
+        (reps.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (b - 1) as f64).sqrt()
+    } else {
+        f64::NAN
+    };
+    let alpha = (1.0 - opts.level) / 2.0;
+    let (p_lo, p_hi) = match (opts.method, jack) {
+        (CiMethod::Bca, Some(jack)) => {
+            // z0 from the mid-rank of the estimate among the replicates (scipy's
+            // percentile-of-score), acceleration from the jackknife.
+            let below = reps.iter().filter(|&&v| v < estimate).count() as f64;
+            let at_or_below = reps.iter().filter(|&&v| v <= estimate).count() as f64;
+            let z0 = ndtri((below + at_or_below) / (2.0 * b as f64));
+            let jm = jack.iter().sum::<f64>() / jack.len() as f64;
+            let num: f64 = jack.iter().map(|t| (jm - t).powi(3)).sum();
+            let den = 6.0 * jack.iter().map(|t| (jm - t).powi(2)).sum::<f64>().powf(1.5);
+            let a = if den > 0.0 { num / den } else { 0.0 };
+            let adj = |z: f64| {
+                let t = z0 + z;
+                ndtr(z0 + t / (1.0 - a * t))
+            };
+            (adj(ndtri(alpha)), adj(ndtri(1.0 - alpha)))
+        }
+        _ => (alpha, 1.0 - alpha),
+    };
+    Interval {
+        estimate,
+        low: percentile_sorted(&reps, 100.0 * p_lo),
+        high: percentile_sorted(&reps, 100.0 * p_hi),
+        boot_se,
+        n_valid: b,
+    }
+}
+
+/// Replicates of the statistic for streams `base .. base + B`.
+fn replicates(units: &Units, opts: &BootstrapOptions, base: u64) -> CoreResult<Vec<f64>> {
+    run_indexed(opts.n_resamples, opts.n_threads, |b| {
+        units.replicate(opts.seed, base + b as u64)
+    })
+}
+
+/// Bootstrap interval of the (micro or macro, weighted) mean of `values` under `design`.
+pub fn bootstrap_mean(
+    values: &[f64],
+    design: &Design<'_>,
+    opts: &BootstrapOptions,
+) -> CoreResult<Interval> {
+    bootstrap_mean_stream(values, design, opts, 0)
+}
+
+/// [`bootstrap_mean`] drawing from streams `base .. base + n_resamples`.
+pub fn bootstrap_mean_stream(
+    values: &[f64],
+    design: &Design<'_>,
+    opts: &BootstrapOptions,
+    base: u64,
+) -> CoreResult<Interval> {
+    check_options(opts)?;
+    let units = Units::new(values, design)?;
+    let reps = replicates(&units, opts, base)?;
+    let jack = (opts.method == CiMethod::Bca).then(|| units.jackknife());
+    Ok(interval(units.estimate(), reps, jack.as_deref(), opts))
+}
+
+/// A paired comparison of two systems scored on the same items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairedResult {
+    /// Statistic of system A.
+    pub mean_a: f64,
+    /// Statistic of system B.
+    pub mean_b: f64,
+    /// Interval of the difference A − B.
+    pub diff: Interval,
+    /// Two-sided bootstrap p-value of "no difference":
+    /// `(1 + #{b : |θ*_b − θ̂| ≥ |θ̂|}) / (B + 1)` (replicates centred on the estimate as
+    /// the null distribution).
+    pub p_value: f64,
+}
+
+/// Paired bootstrap of `a − b` (same items, same design: each replicate resamples the items
+/// once and scores both systems on them).
+pub fn paired_difference(
+    a: &[f64],
+    b: &[f64],
+    design: &Design<'_>,
+    opts: &BootstrapOptions,
+) -> CoreResult<PairedResult> {
+    check_len("b", b.len(), a.len())?;
+    check_finite("a", a)?;
+    check_finite("b", b)?;
+    check_options(opts)?;
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let units = Units::new(&d, design)?;
+    let est = units.estimate();
+    let reps = replicates(&units, opts, 0)?;
+    let finite: Vec<f64> = reps.iter().copied().filter(|v| v.is_finite()).collect();
+    let extreme = finite
+        .iter()
+        .filter(|&&v| (v - est).abs() >= est.abs())
+        .count();
+    let p_value = (1.0 + extreme as f64) / (finite.len() as f64 + 1.0);
+    let jack = (opts.method == CiMethod::Bca).then(|| units.jackknife());
+    let mean_a = Units::new(a, design)?.estimate();
+    let mean_b = Units::new(b, design)?.estimate();
+    Ok(PairedResult {
+        mean_a,
+        mean_b,
+        diff: interval(est, reps, jack.as_deref(), opts),
+        p_value,
+    })
+}
+
+/// [`bootstrap_mean`] for each group `0..g` of the items (labels one per item); group `k`
+/// draws from streams `k·B .. (k+1)·B`. Strata, clusters and weights are per item.
+pub fn bootstrap_groups(
+    values: &[f64],
+    groups: &[u32],
+    design: &Design<'_>,
+    opts: &BootstrapOptions,
+) -> CoreResult<Vec<Interval>> {
+    let sizes = group_sizes(groups, values.len(), "groups")?;
+    let mut members: Vec<Vec<usize>> = sizes.iter().map(|&s| Vec::with_capacity(s)).collect();
+    for (i, &g) in groups.iter().enumerate() {
+        members[g as usize].push(i);
+    }
+    let pick = |src: Option<&[u32]>, idx: &[usize]| -> Option<Vec<u32>> {
+        src.map(|s| relabel(&idx.iter().map(|&i| s[i]).collect::<Vec<_>>()))
+    };
+    members
+        .iter()
+        .enumerate()
+        .map(|(k, idx)| {
+            let v: Vec<f64> = idx.iter().map(|&i| values[i]).collect();
+            let w: Option<Vec<f64>> = design.weights.map(|w| idx.iter().map(|&i| w[i]).collect());
+            let st = pick(design.strata, idx);
+            let cl = pick(design.clusters, idx);
+            let sub = Design {
+                weights: w.as_deref(),
+                strata: st.as_deref(),
+                clusters: cl.as_deref(),
+                statistic: design.statistic,
+            };
+            bootstrap_mean_stream(&v, &sub, opts, (k * opts.n_resamples) as u64)
+        })
+        .collect()
+}
+
+/// Map arbitrary labels to `0..k` in order of their sorted values (so the numbering of a
+/// subset agrees with the ordering of the labels).
+pub fn relabel(labels: &[u32]) -> Vec<u32> {
+    let mut uniq: Vec<u32> = labels.to_vec();
+    uniq.sort_unstable();
+    uniq.dedup();
+    labels
+        .iter()
+        .map(|l| uniq.binary_search(l).unwrap_or(0) as u32)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(method: CiMethod) -> BootstrapOptions {
+        BootstrapOptions {
+            n_resamples: 2000,
+            seed: 3,
+            level: 0.95,
+            method,
+            n_threads: 2,
+        }
+    }
+
+    #[test]
+    fn simple_replicate_uses_documented_stream() {
+        let x: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin()).collect();
+        let units = Units::new(&x, &Design::SIMPLE).unwrap();
+        let mut rng = Stream::new(9, 4);
+        let want: f64 = (0..50).map(|_| x[rng.below(50) as usize]).sum::<f64>() / 50.0;
+        assert!((units.replicate(9, 4) - want).abs() < 1e-15);
+    }
+
+    #[test]
+    fn thread_count_does_not_change_results() {
+        let x: Vec<f64> = (0..200).map(|i| ((i * 7919) % 13) as f64).collect();
+        let mut o = opts(CiMethod::Bca);
+        let a = bootstrap_mean(&x, &Design::SIMPLE, &o).unwrap();
+        o.n_threads = 1;
+        let b = bootstrap_mean(&x, &Design::SIMPLE, &o).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn clusters_and_strata_validate() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let strata = [0, 0, 1, 1];
+        let bad_clusters = [0, 1, 1, 2];
+        let d = Design {
+            strata: Some(&strata),
+            clusters: Some(&bad_clusters),
+            ..Design::SIMPLE
+        };
+        assert!(bootstrap_mean(&x, &d, &opts(CiMethod::Percentile)).is_err());
+        let macro_without = Design {
+            statistic: Statistic::Macro,
+            ..Design::SIMPLE
+        };
+        assert!(bootstrap_mean(&x, &macro_without, &opts(CiMethod::Percentile)).is_err());
+    }
+
+    #[test]
+    fn paired_identical_systems_have_zero_difference() {
+        let a: Vec<f64> = (0..100).map(|i| (i % 2) as f64).collect();
+        let r = paired_difference(&a, &a, &Design::SIMPLE, &opts(CiMethod::Percentile)).unwrap();
+        assert_eq!(r.diff.estimate, 0.0);
+        assert_eq!((r.diff.low, r.diff.high), (0.0, 0.0));
+        assert_eq!(r.p_value, 1.0);
+    }
+}
