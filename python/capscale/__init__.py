@@ -8,7 +8,7 @@ Levenberg–Marquardt solver. Importing capscale never imports torch or transfor
 >>> print(fit.summary())  # doctest: +SKIP
 """
 
-from . import errors, fit, laws
+from . import errors, fit, laws, stats
 from ._native import __version__
 
-__all__ = ["__version__", "errors", "fit", "laws"]
+__all__ = ["__version__", "errors", "fit", "laws", "stats"]

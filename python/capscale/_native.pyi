@@ -10,7 +10,11 @@ __all__ = [
     "SolverOptions",
     "__version__",
     "bootstrap_fit",
+    "bootstrap_groups",
     "bootstrap_indices",
+    "bootstrap_mean",
+    "clem_table",
+    "clemscore_replicates",
     "curve_fit",
     "fit_law",
     "fit_many",
@@ -19,11 +23,17 @@ __all__ = [
     "law_names",
     "least_squares",
     "multi_start",
+    "normalize",
+    "paired_difference",
+    "pool_subtasks",
+    "summarize",
+    "summarize_groups",
 ]
 
 __version__: str
 
 _F64 = npt.NDArray[np.float64]
+_U32 = npt.NDArray[np.uint32]
 
 @final
 class SolverOptions:
@@ -109,3 +119,58 @@ def law_eval(law: str, x: _F64, params: _F64) -> _F64: ...
 def law_info(law: str) -> tuple[list[str], int]: ...
 def law_names() -> list[str]: ...
 def bootstrap_indices(m: int, n_resamples: int, seed: int) -> npt.NDArray[np.int64]: ...
+
+# -- statistics --------------------------------------------------------------------------
+def summarize(values: _F64, weights: _F64 | None = None) -> tuple[int, float, float]: ...
+def summarize_groups(values: _F64, groups: _U32, weights: _F64 | None = None) -> dict[str, Any]: ...
+def pool_subtasks(
+    n: list[int], mean: list[float], stderr: list[float], weight_by_size: bool
+) -> tuple[int, float, float]: ...
+def normalize(values: _F64, baseline: float, max: float) -> _F64: ...
+def bootstrap_mean(
+    values: _F64,
+    weights: _F64 | None = None,
+    strata: _U32 | None = None,
+    clusters: _U32 | None = None,
+    average: str = "micro",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
+def bootstrap_groups(
+    values: _F64,
+    groups: _U32,
+    weights: _F64 | None = None,
+    strata: _U32 | None = None,
+    clusters: _U32 | None = None,
+    average: str = "micro",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
+def paired_difference(
+    a: _F64,
+    b: _F64,
+    weights: _F64 | None = None,
+    strata: _U32 | None = None,
+    clusters: _U32 | None = None,
+    average: str = "micro",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    level: float = 0.95,
+    method: str = "percentile",
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
+def clem_table(game: _U32, aborted: _F64, main_score: _F64) -> dict[str, Any]: ...
+def clemscore_replicates(
+    game: _U32,
+    aborted: _F64,
+    main_score: _F64,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    n_threads: int = 0,
+) -> _F64: ...

@@ -78,9 +78,9 @@ def summarize(
     for col in by_cols:
         _column(df, col, "grouping")
     _column(df, metric, "metric")
-    for col, role in ((strata, "strata"), (cluster, "cluster"), (weights, "weights")):
-        if col is not None:
-            _column(df, col, role)
+    for opt, role in ((strata, "strata"), (cluster, "cluster"), (weights, "weights")):
+        if opt is not None:
+            _column(df, opt, role)
     if len(df) == 0:
         raise InvalidInputError("the DataFrame has no rows: nothing to summarize")
     values, keep = as_scores(metric, df[metric].to_numpy(), nan)
