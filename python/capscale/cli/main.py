@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from ..errors import CapscaleError
 from . import fit as fit_cmd
+from . import store_cmds
+from . import summarize as summarize_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"capscale {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fit_cmd.add_parser(sub)
+    store_cmds.add_parser(sub)
+    summarize_cmd.add_parser(sub)
     return parser
 
 

@@ -43,4 +43,3 @@ pub fn run_indexed<T: Send>(
     };
     Ok(pool(threads)?.install(|| (0..k).into_par_iter().map(&f).collect()))
 }
-

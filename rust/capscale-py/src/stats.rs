@@ -68,12 +68,19 @@ fn summarize_groups<'py>(
     groups: Labels<'py>,
     weights: Option<F64s<'py>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (v, g, w) = (sl("values", &values)?, sl("groups", &groups)?, opt("weights", &weights)?);
+    let (v, g, w) = (
+        sl("values", &values)?,
+        sl("groups", &groups)?,
+        opt("weights", &weights)?,
+    );
     let res = py.detach(|| aggregate::summarize_groups(v, g, w)).py()?;
     let d = PyDict::new(py);
     d.set_item("n", PyArray1::from_iter(py, res.iter().map(|s| s.n as u64)))?;
     d.set_item("mean", PyArray1::from_iter(py, res.iter().map(|s| s.mean)))?;
-    d.set_item("stderr", PyArray1::from_iter(py, res.iter().map(|s| s.stderr)))?;
+    d.set_item(
+        "stderr",
+        PyArray1::from_iter(py, res.iter().map(|s| s.stderr)),
+    )?;
     Ok(d)
 }
 
@@ -86,7 +93,9 @@ fn pool_subtasks(
     weight_by_size: bool,
 ) -> PyResult<(usize, f64, f64)> {
     if mean.len() != n.len() || stderr.len() != n.len() {
-        return Err(ShapeError::new_err("n, mean and stderr must have the same length"));
+        return Err(ShapeError::new_err(
+            "n, mean and stderr must have the same length",
+        ));
     }
     let subs: Vec<Summary> = (0..n.len())
         .map(|i| Summary {
@@ -95,7 +104,9 @@ fn pool_subtasks(
             stderr: stderr[i],
         })
         .collect();
-    Ok(summary_tuple(aggregate::pool_subtasks(&subs, weight_by_size).py()?))
+    Ok(summary_tuple(
+        aggregate::pool_subtasks(&subs, weight_by_size).py()?,
+    ))
 }
 
 /// `(x − baseline)/(max − baseline)`.
@@ -127,7 +138,13 @@ impl DesignArgs<'_> {
     }
 }
 
-fn options(n_resamples: usize, seed: u64, level: f64, method: &str, n_threads: usize) -> PyResult<BootstrapOptions> {
+fn options(
+    n_resamples: usize,
+    seed: u64,
+    level: f64,
+    method: &str,
+    n_threads: usize,
+) -> PyResult<BootstrapOptions> {
     Ok(BootstrapOptions {
         n_resamples,
         seed,
@@ -154,11 +171,17 @@ fn bootstrap_mean<'py>(
     method: &str,
     n_threads: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let args = DesignArgs { weights, strata, clusters };
+    let args = DesignArgs {
+        weights,
+        strata,
+        clusters,
+    };
     let design = args.design(average)?;
     let opts = options(n_resamples, seed, level, method, n_threads)?;
     let v = sl("values", &values)?;
-    let iv = py.detach(|| bootstrap::bootstrap_mean(v, &design, &opts)).py()?;
+    let iv = py
+        .detach(|| bootstrap::bootstrap_mean(v, &design, &opts))
+        .py()?;
     interval_dict(py, &iv)
 }
 
@@ -180,7 +203,11 @@ fn bootstrap_groups<'py>(
     method: &str,
     n_threads: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let args = DesignArgs { weights, strata, clusters };
+    let args = DesignArgs {
+        weights,
+        strata,
+        clusters,
+    };
     let design = args.design(average)?;
     let opts = options(n_resamples, seed, level, method, n_threads)?;
     let (v, g) = (sl("values", &values)?, sl("groups", &groups)?);
@@ -188,10 +215,16 @@ fn bootstrap_groups<'py>(
         .detach(|| bootstrap::bootstrap_groups(v, g, &design, &opts))
         .py()?;
     let d = PyDict::new(py);
-    d.set_item("estimate", PyArray1::from_iter(py, res.iter().map(|i| i.estimate)))?;
+    d.set_item(
+        "estimate",
+        PyArray1::from_iter(py, res.iter().map(|i| i.estimate)),
+    )?;
     d.set_item("low", PyArray1::from_iter(py, res.iter().map(|i| i.low)))?;
     d.set_item("high", PyArray1::from_iter(py, res.iter().map(|i| i.high)))?;
-    d.set_item("boot_se", PyArray1::from_iter(py, res.iter().map(|i| i.boot_se)))?;
+    d.set_item(
+        "boot_se",
+        PyArray1::from_iter(py, res.iter().map(|i| i.boot_se)),
+    )?;
     Ok(d)
 }
 
@@ -213,7 +246,11 @@ fn paired_difference<'py>(
     method: &str,
     n_threads: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let args = DesignArgs { weights, strata, clusters };
+    let args = DesignArgs {
+        weights,
+        strata,
+        clusters,
+    };
     let design = args.design(average)?;
     let opts = options(n_resamples, seed, level, method, n_threads)?;
     let (a, b) = (sl("a", &a)?, sl("b", &b)?);
@@ -242,10 +279,22 @@ fn clem_table<'py>(
     )
     .py()?;
     let d = PyDict::new(py);
-    d.set_item("episodes", PyArray1::from_iter(py, t.games.iter().map(|g| g.episodes as u64)))?;
-    d.set_item("played", PyArray1::from_iter(py, t.games.iter().map(|g| g.played)))?;
-    d.set_item("quality", PyArray1::from_iter(py, t.games.iter().map(|g| g.quality)))?;
-    d.set_item("quality_std", PyArray1::from_iter(py, t.games.iter().map(|g| g.quality_std)))?;
+    d.set_item(
+        "episodes",
+        PyArray1::from_iter(py, t.games.iter().map(|g| g.episodes as u64)),
+    )?;
+    d.set_item(
+        "played",
+        PyArray1::from_iter(py, t.games.iter().map(|g| g.played)),
+    )?;
+    d.set_item(
+        "quality",
+        PyArray1::from_iter(py, t.games.iter().map(|g| g.quality)),
+    )?;
+    d.set_item(
+        "quality_std",
+        PyArray1::from_iter(py, t.games.iter().map(|g| g.quality_std)),
+    )?;
     d.set_item("avg_played", t.avg_played)?;
     d.set_item("avg_quality", t.avg_quality)?;
     d.set_item("clemscore", t.clemscore)?;

@@ -5,8 +5,8 @@ use super::laws::{Law, LawModel};
 use super::lm::{solve, validate_start, LmOptions, LmReport, Status};
 use super::problem::CurveProblem;
 use crate::error::{check_len, CoreError, CoreResult};
-use crate::rng::resample_indices;
 pub use crate::parallel::run_indexed;
+use crate::rng::resample_indices;
 
 /// Compact results of many fits (row `k` belongs to task `k`).
 #[derive(Debug, Clone)]

@@ -19,7 +19,9 @@ pub struct Summary {
 
 fn nonempty(name: &str, n: usize) -> CoreResult<()> {
     if n == 0 {
-        Err(CoreError::InvalidArgument(format!("{name} is empty: nothing to aggregate")))
+        Err(CoreError::InvalidArgument(format!(
+            "{name} is empty: nothing to aggregate"
+        )))
     } else {
         Ok(())
     }
@@ -145,7 +147,10 @@ pub fn normalize(values: &[f64], baseline: f64, max: f64) -> CoreResult<Vec<f64>
             "normalisation needs finite baseline != max, got baseline {baseline}, max {max}"
         )));
     }
-    Ok(values.iter().map(|v| (v - baseline) / (max - baseline)).collect())
+    Ok(values
+        .iter()
+        .map(|v| (v - baseline) / (max - baseline))
+        .collect())
 }
 
 /// Round like NumPy/pandas `round(decimals)`: `rint(x·10^d)/10^d`, ties to even on the scaled
@@ -203,8 +208,16 @@ mod tests {
 
     #[test]
     fn pooled_stderr_matches_formula() {
-        let a = Summary { n: 10, mean: 0.5, stderr: 0.1 };
-        let b = Summary { n: 30, mean: 0.7, stderr: 0.05 };
+        let a = Summary {
+            n: 10,
+            mean: 0.5,
+            stderr: 0.1,
+        };
+        let b = Summary {
+            n: 30,
+            mean: 0.7,
+            stderr: 0.05,
+        };
         let p = pool_subtasks(&[a, b], true).unwrap();
         assert!((p.mean - 0.65).abs() < 1e-15);
         let want = ((9.0 * 10.0 * 0.01 + 29.0 * 30.0 * 0.0025) / 38.0 / 40.0f64).sqrt();

@@ -216,6 +216,36 @@ impl Units {
         self.stat_from(&swx, &sw)
     }
 
+    /// Plain items of weight 1, one stratum, micro mean: the hot path.
+    fn is_plain(&self) -> bool {
+        self.unit_weights && self.n_strata() == 1 && self.statistic == Statistic::Micro
+    }
+
+    /// `L` plain replicates (streams `first .. first + L`) computed in one interleaved loop:
+    /// their independent streams multiply the instruction-level parallelism of the
+    /// latency-bound draw loop. Each equals [`Units::replicate`] on its stream.
+    fn plain_lanes<const L: usize>(&self, seed: u64, first: u64) -> [f64; L] {
+        let m = self.wx.len();
+        let mut rngs: [Stream; L] = std::array::from_fn(|l| Stream::new(seed, first + l as u64));
+        let mut acc = [[0.0f64; 4]; L];
+        let mut i = 0;
+        while i + 4 <= m {
+            for k in 0..4 {
+                for l in 0..L {
+                    acc[l][k] += self.wx[rngs[l].below(m as u64) as usize];
+                }
+            }
+            i += 4;
+        }
+        for _ in i..m {
+            for l in 0..L {
+                acc[l][0] += self.wx[rngs[l].below(m as u64) as usize];
+            }
+        }
+        let mf = m as f64;
+        std::array::from_fn(|l| ((acc[l][0] + acc[l][1]) + (acc[l][2] + acc[l][3])) / mf)
+    }
+
     /// One bootstrap replicate from stream `stream` of `seed`.
     fn replicate(&self, seed: u64, stream: u64) -> f64 {
         let mut rng = Stream::new(seed, stream);
@@ -301,7 +331,12 @@ fn check_options(opts: &BootstrapOptions) -> CoreResult<()> {
 }
 
 /// Interval from replicates (`estimate` = statistic on the data, `jack` for BCa).
-fn interval(estimate: f64, mut reps: Vec<f64>, jack: Option<&[f64]>, opts: &BootstrapOptions) -> Interval {
+fn interval(
+    estimate: f64,
+    mut reps: Vec<f64>,
+    jack: Option<&[f64]>,
+    opts: &BootstrapOptions,
+) -> Interval {
     reps.retain(|v| v.is_finite());
     let b = reps.len();
     reps.sort_by(f64::total_cmp);
@@ -342,7 +377,28 @@ fn interval(estimate: f64, mut reps: Vec<f64>, jack: Option<&[f64]>, opts: &Boot
 
 /// Replicates of the statistic for streams `base .. base + B`.
 fn replicates(units: &Units, opts: &BootstrapOptions, base: u64) -> CoreResult<Vec<f64>> {
-    run_indexed(opts.n_resamples, opts.n_threads, |b| {
+    let b_total = opts.n_resamples;
+    if units.is_plain() {
+        const L: usize = 2;
+        let groups = run_indexed(b_total.div_ceil(L), opts.n_threads, |p| {
+            let first = (L * p) as u64;
+            if L * p + L <= b_total {
+                units.plain_lanes::<L>(opts.seed, base + first)
+            } else {
+                std::array::from_fn(|l| {
+                    if L * p + l < b_total {
+                        units.replicate(opts.seed, base + first + l as u64)
+                    } else {
+                        f64::NAN
+                    }
+                })
+            }
+        })?;
+        let mut out: Vec<f64> = groups.into_iter().flatten().collect();
+        out.truncate(b_total);
+        return Ok(out);
+    }
+    run_indexed(b_total, opts.n_threads, |b| {
         units.replicate(opts.seed, base + b as u64)
     })
 }
@@ -486,6 +542,16 @@ mod tests {
         let mut rng = Stream::new(9, 4);
         let want: f64 = (0..50).map(|_| x[rng.below(50) as usize]).sum::<f64>() / 50.0;
         assert!((units.replicate(9, 4) - want).abs() < 1e-15);
+    }
+
+    #[test]
+    fn interleaved_pairs_equal_single_replicates() {
+        let x: Vec<f64> = (0..1003).map(|i| (i as f64 * 0.11).cos()).collect();
+        let units = Units::new(&x, &Design::SIMPLE).unwrap();
+        let lanes = units.plain_lanes::<4>(5, 10);
+        for (l, v) in lanes.iter().enumerate() {
+            assert_eq!(*v, units.replicate(5, 10 + l as u64));
+        }
     }
 
     #[test]

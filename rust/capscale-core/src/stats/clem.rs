@@ -42,7 +42,9 @@ fn check_episodes(game: &[u32], aborted: &[f64], main_score: &[f64]) -> CoreResu
     check_len("aborted", aborted.len(), game.len())?;
     check_len("main_score", main_score.len(), game.len())?;
     if game.is_empty() {
-        return Err(CoreError::InvalidArgument("no episodes to aggregate".into()));
+        return Err(CoreError::InvalidArgument(
+            "no episodes to aggregate".into(),
+        ));
     }
     for (i, (&a, &s)) in aborted.iter().zip(main_score).enumerate() {
         if a != 0.0 && a != 1.0 {
@@ -113,7 +115,11 @@ pub fn clem_table(game: &[u32], aborted: &[f64], main_score: &[f64]) -> CoreResu
         })
         .collect();
     let avg_played = round2(games.iter().map(|g| g.played).sum::<f64>() / k as f64);
-    let q: Vec<f64> = games.iter().map(|g| g.quality).filter(|q| !q.is_nan()).collect();
+    let q: Vec<f64> = games
+        .iter()
+        .map(|g| g.quality)
+        .filter(|q| !q.is_nan())
+        .collect();
     let avg_quality = if q.is_empty() {
         f64::NAN
     } else {
