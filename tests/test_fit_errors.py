@@ -458,7 +458,7 @@ CASES = [
     pytest.param(
         lambda: bootstrap_fit("power_law", XP, Y, seed=-1),
         InvalidInputError,
-        r"seed must be >= 0",
+        r"seed must be in \[0, 2\*\*64\), got -1",
         id="bootstrap-negative-seed",
     ),
     pytest.param(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _native
+from .._validate import check_count, check_seed
 from ..errors import CapscaleWarning, InvalidInputError, ShapeError
 from ..laws.chinchilla import hoffmann_grid as _laws_hoffmann_grid
 from ._common import as_vector, check_start, parse_bounds, solver_options
@@ -261,10 +262,8 @@ def bootstrap_fit(
     optimum (Epoch AI's protocol), found first with :func:`curve_fit`.
     """
     law = _require_law(law)
-    if n_resamples < 1:
-        raise InvalidInputError(f"n_resamples must be >= 1, got {n_resamples}")
-    if seed < 0:
-        raise InvalidInputError(f"seed must be >= 0, got {seed}")
+    n_resamples = check_count("n_resamples", n_resamples, 1)
+    seed = check_seed(seed)
     x, y, sig = _law_data(law, xdata, ydata, sigma)
     bounds = law.default_bounds if bounds is None else bounds
     full = None

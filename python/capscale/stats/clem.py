@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _native
+from .._validate import check_count, check_seed
 from ..errors import FormatError, InvalidInputError
 from .core import labels
 from .frame import _column
@@ -104,6 +105,8 @@ def clemscore(
 
     if not 0 < ci < 1:
         raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
+    seed = check_seed(seed)
+    n_resamples = check_count("n_resamples", n_resamples, 2)
     _column(episodes, model, "model")
     out = []
     for name, sub in episodes.groupby(model, sort=True):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import _native
+from .._validate import check_count, check_seed
 from ..errors import InvalidInputError, NonFiniteError, ShapeError, UnknownNameError, did_you_mean
 
 __all__ = ["Interval", "bootstrap_mean", "describe", "labels", "normalize", "round_half_even"]
@@ -67,9 +68,14 @@ def as_scores(name: str, values: Any, nan: str = "raise") -> tuple[np.ndarray, n
             keep = ~bad
         else:
             i = int(np.flatnonzero(bad)[0])
+            hint = (
+                "infinite scores are never dropped"
+                if nan == "omit"
+                else "pass nan='omit' to drop NaN"
+            )
             raise NonFiniteError(
                 f"{name} has {int(bad.sum())} non-finite value(s) (first {arr[i]} at index {i}); "
-                "pass nan='omit' to drop NaN"
+                + hint
             )
     return arr, keep
 
@@ -156,8 +162,8 @@ def bootstrap_mean(
         w = None if w is None else w[keep]
         st = None if st is None else labels("strata", st[keep], v.shape[0])
         cl = None if cl is None else labels("clusters", cl[keep], v.shape[0])
-    if seed < 0:
-        raise InvalidInputError(f"seed must be >= 0, got {seed}")
+    seed = check_seed(seed)
+    n_resamples = check_count("n_resamples", n_resamples, 2)
     raw = _native.bootstrap_mean(v, w, st, cl, average, n_resamples, seed, ci, method, n_threads)
     _, _, se = _native.summarize(v, w)
     return Interval(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _native
+from .._validate import check_count, check_seed
 from ..errors import InvalidInputError, UnknownNameError, did_you_mean
 from .core import AVERAGES, METHODS, as_scores, check_choice, labels
 
@@ -74,6 +75,8 @@ def summarize(
 
     check_choice("method", method, METHODS)
     check_choice("average", average, AVERAGES)
+    seed = check_seed(seed)
+    n_resamples = check_count("n_resamples", n_resamples, 2)
     by_cols = [by] if isinstance(by, str) else list(by)
     for col in by_cols:
         _column(df, col, "grouping")
@@ -100,6 +103,12 @@ def summarize(
     st = None if strata is None else labels(strata, frame[strata].to_numpy(), n)
     cl = None if cluster is None else labels(cluster, frame[cluster].to_numpy(), n)
     closed = _native.summarize_groups(values, groups, w)
+    small = np.flatnonzero(closed["n"] < 2)
+    if small.size:
+        key = keys.iloc[int(small[0])].to_dict() if by_cols else {}
+        raise InvalidInputError(
+            f"group {key} has a single item: a bootstrap needs at least 2 per group"
+        )
     boot = _native.bootstrap_groups(
         values, groups, w, st, cl, average, n_resamples, seed, ci, method, n_threads
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _native
+from .._validate import check_count, check_seed
 from ..errors import InvalidInputError, ShapeError
 from .core import AVERAGES, METHODS, as_scores, check_choice, labels
 
@@ -94,6 +95,8 @@ def paired_difference(
     """
     check_choice("method", method, METHODS)
     check_choice("average", average, AVERAGES)
+    seed = check_seed(seed)
+    n_resamples = check_count("n_resamples", n_resamples, 2)
     a, b = _align(a, b)
     va, _ = as_scores("a", a)
     vb, _ = as_scores("b", b)
