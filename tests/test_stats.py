@@ -67,6 +67,7 @@ class RefStream:
         if s == [0, 0, 0, 0]:
             s[0] = 1
         self.s = s
+        self.half: int | None = None
 
     def next_u64(self) -> int:
         s0, s1, s2, s3 = self.s
@@ -81,10 +82,26 @@ class RefStream:
         self.s = [s0, s1, s2, s3]
         return result
 
+    def next_u32(self) -> int:
+        """32-bit words: the low half of a 64-bit output, then its high half."""
+        if self.half is not None:
+            h, self.half = self.half, None
+            return h
+        v = self.next_u64()
+        self.half = v >> 32
+        return v & 0xFFFFFFFF
+
     def below(self, n: int) -> int:
-        """Lemire's multiply-shift with rejection: uniform in ``[0, n)``."""
+        """Lemire's multiply-shift with rejection: uniform in ``[0, n)`` (32-bit words for
+        ``n <= 2**32``, 64-bit outputs above)."""
         if n == 0:
             return 0
+        if n <= 2**32:
+            while True:
+                prod = self.next_u32() * n
+                low = prod & 0xFFFFFFFF
+                if not (low < n and low < (2**32 - n) % n):
+                    return prod >> 32
         prod = self.next_u64() * n
         if (prod & MASK) < n:
             threshold = ((-n) & MASK) % n
@@ -536,7 +553,7 @@ def _scipy_rng_kw(seed: int) -> dict:
 def test_bca_matches_scipy_within_monte_carlo_error():
     """Endpoints of two independent B=20000 BCa runs on skewed data (lognormal, n=50) differ by
     Monte-Carlo noise only. The noise is measured, not assumed: the spread (std) of our
-    endpoints over 12 seeds is the Monte-Carlo SE of one run (about 0.01–0.03 bootstrap SE),
+    endpoints over 12 seeds is the Monte-Carlo SE of one run (about 0.01–0.05 bootstrap SE),
     so the difference of two runs has SE √2·that; allow 4 of them. BCa moves the endpoints
     away from the percentile interval's by far more (about 20 MC SE), so the check can tell
     the two methods apart."""
@@ -550,7 +567,9 @@ def test_bca_matches_scipy_within_monte_carlo_error():
     ]
     ours = np.array([[r.low, r.high] for r in runs])
     tol = 4 * math.sqrt(2) * ours.std(axis=0, ddof=1)
-    assert np.all(tol < 0.25 * runs[0].boot_se)  # a sanity bound on the measured noise
+    # A sanity bound on the measured noise (SciPy's own endpoints spread as much: ~0.009 for
+    # the upper one, 5% of the bootstrap SE, so 4√2 of it is ~0.26 SE).
+    assert np.all(tol < 0.35 * runs[0].boot_se)
     assert np.all(np.abs(ours[0] - [ref.low, ref.high]) < tol), (ours[0], ref, tol)
     pct = cs.bootstrap_mean(x, n_resamples=B, seed=0, n_threads=2)
     assert np.all(np.abs(np.array([pct.low, pct.high]) - ours[0]) > 2 * tol)

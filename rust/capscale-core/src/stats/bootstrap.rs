@@ -13,7 +13,7 @@ use super::aggregate::{check_weights, group_sizes, percentile_sorted};
 use super::normal::{ndtr, ndtri};
 use crate::error::{check_finite, check_len, CoreError, CoreResult};
 use crate::parallel::run_indexed;
-use crate::rng::Stream;
+use crate::rng::{lemire32, Stream};
 
 /// The statistic being bootstrapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,29 +218,40 @@ impl Units {
 
     /// Plain items of weight 1, one stratum, micro mean: the hot path.
     fn is_plain(&self) -> bool {
-        self.unit_weights && self.n_strata() == 1 && self.statistic == Statistic::Micro
+        self.unit_weights
+            && self.n_strata() == 1
+            && self.statistic == Statistic::Micro
+            && self.wx.len() as u64 <= 1 << 32
     }
 
-    /// `L` plain replicates (streams `first .. first + L`) computed in one interleaved loop:
-    /// their independent streams multiply the instruction-level parallelism of the
-    /// latency-bound draw loop. Each equals [`Units::replicate`] on its stream.
+    /// `L` plain replicates (streams `first .. first + L`) computed in lockstep: each lane
+    /// turns every 64-bit output into two 32-bit draws ([`Stream::below`]'s order), so the
+    /// lanes' independent generator chains overlap in the pipeline. Draw `k` of a lane goes to
+    /// accumulator `k mod 4`. Each lane equals [`Units::replicate`] on its stream.
     fn plain_lanes<const L: usize>(&self, seed: u64, first: u64) -> [f64; L] {
         let m = self.wx.len();
+        let n = m as u64;
         let mut rngs: [Stream; L] = std::array::from_fn(|l| Stream::new(seed, first + l as u64));
         let mut acc = [[0.0f64; 4]; L];
-        let mut i = 0;
-        while i + 4 <= m {
-            for k in 0..4 {
-                for l in 0..L {
-                    acc[l][k] += self.wx[rngs[l].below(m as u64) as usize];
+        let mut done = [0usize; L];
+        // Lockstep while every lane needs at least two more draws.
+        while done.iter().all(|&d| d + 2 <= m) {
+            for l in 0..L {
+                let v = rngs[l].next_u64();
+                for w in [v as u32, (v >> 32) as u32] {
+                    if let Some(i) = lemire32(w, n) {
+                        acc[l][done[l] & 3] += self.wx[i as usize];
+                        done[l] += 1;
+                    }
                 }
             }
-            i += 4;
         }
-        for _ in i..m {
-            for l in 0..L {
-                acc[l][0] += self.wx[rngs[l].below(m as u64) as usize];
-            }
+        for l in 0..L {
+            let (a, d) = (&mut acc[l], &mut done[l]);
+            rngs[l].for_each_below32(n, m - *d, |i| {
+                a[*d & 3] += self.wx[i as usize];
+                *d += 1;
+            });
         }
         let mf = m as f64;
         std::array::from_fn(|l| ((acc[l][0] + acc[l][1]) + (acc[l][2] + acc[l][3])) / mf)
@@ -252,21 +263,8 @@ impl Units {
         let k = self.n_strata();
         if k == 1 && self.statistic == Statistic::Micro {
             let m = self.wx.len();
-            if self.unit_weights {
-                // Hot path (plain items): four accumulators hide the floating-point add
-                // latency; the draws are consumed in the documented order.
-                let mut acc = [0.0f64; 4];
-                let mut i = 0;
-                while i + 4 <= m {
-                    for a in acc.iter_mut() {
-                        *a += self.wx[rng.below(m as u64) as usize];
-                    }
-                    i += 4;
-                }
-                for _ in i..m {
-                    acc[0] += self.wx[rng.below(m as u64) as usize];
-                }
-                return ((acc[0] + acc[1]) + (acc[2] + acc[3])) / m as f64;
+            if self.unit_weights && m as u64 <= 1 << 32 {
+                return self.plain_lanes::<1>(seed, stream)[0];
             }
             let (mut a, mut b) = (0.0, 0.0);
             for _ in 0..m {
