@@ -277,12 +277,22 @@ impl Units {
         let (mut swx, mut sw) = (vec![0.0; k], vec![0.0; k]);
         for s in 0..k {
             let (lo, hi) = (self.bounds[s], self.bounds[s + 1]);
-            let m = (hi - lo) as u64;
-            for _ in 0..m {
-                let u = lo + rng.below(m) as usize;
-                swx[s] += self.wx[u];
-                sw[s] += self.w[u];
+            let m = hi - lo;
+            let (mut a, mut b) = (0.0, 0.0);
+            if m as u64 <= 1 << 32 {
+                rng.for_each_below32(m as u64, m, |i| {
+                    a += self.wx[lo + i as usize];
+                    b += self.w[lo + i as usize];
+                });
+            } else {
+                for _ in 0..m {
+                    let u = lo + rng.below(m as u64) as usize;
+                    a += self.wx[u];
+                    b += self.w[u];
+                }
             }
+            swx[s] = a;
+            sw[s] = b;
         }
         self.stat_from(&swx, &sw)
     }
