@@ -39,6 +39,16 @@ impl Stream {
         Self { s, half: None }
     }
 
+    /// The generator's state words (for vectorised stepping of several streams).
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A stream resumed from [`Stream::state`] at a 64-bit output boundary.
+    pub fn from_state(s: [u64; 4]) -> Self {
+        Self { s, half: None }
+    }
+
     /// Next 64 random bits.
     #[inline]
     pub fn next_u64(&mut self) -> u64 {

@@ -224,37 +224,144 @@ impl Units {
             && self.wx.len() as u64 <= 1 << 32
     }
 
-    /// `L` plain replicates (streams `first .. first + L`) computed in lockstep: each lane
-    /// turns every 64-bit output into two 32-bit draws ([`Stream::below`]'s order), so the
-    /// lanes' independent generator chains overlap in the pipeline. Draw `k` of a lane goes to
-    /// accumulator `k mod 4`. Each lane equals [`Units::replicate`] on its stream.
-    fn plain_lanes<const L: usize>(&self, seed: u64, first: u64) -> [f64; L] {
+    /// Continue a plain replicate on `rng` (at a 64-bit output boundary) until `m` draws
+    /// are done: each output gives two 32-bit words (low, then high; [`Stream::below`]'s
+    /// order), and an accepted word adds its item to accumulator 0 (low) or 1 (high).
+    #[inline]
+    fn plain_scalar(&self, rng: &mut Stream, acc: &mut [f64; 2], done: &mut usize) {
         let m = self.wx.len();
         let n = m as u64;
-        let mut rngs: [Stream; L] = std::array::from_fn(|l| Stream::new(seed, first + l as u64));
-        let mut acc = [[0.0f64; 4]; L];
-        let mut done = [0usize; L];
-        // Lockstep while every lane needs at least two more draws.
-        while done.iter().all(|&d| d + 2 <= m) {
-            for l in 0..L {
-                let v = rngs[l].next_u64();
-                for w in [v as u32, (v >> 32) as u32] {
-                    if let Some(i) = lemire32(w, n) {
-                        acc[l][done[l] & 3] += self.wx[i as usize];
-                        done[l] += 1;
-                    }
+        while *done < m {
+            let v = rng.next_u64();
+            for (p, w) in [(0, v as u32), (1, (v >> 32) as u32)] {
+                if *done == m {
+                    break;
+                }
+                if let Some(i) = lemire32(w, n) {
+                    acc[p] += self.wx[i as usize];
+                    *done += 1;
                 }
             }
         }
-        for l in 0..L {
-            let (a, d) = (&mut acc[l], &mut done[l]);
-            rngs[l].for_each_below32(n, m - *d, |i| {
-                a[*d & 3] += self.wx[i as usize];
-                *d += 1;
-            });
+    }
+
+    /// The plain replicate of stream `stream` (the reference for the vectorised path).
+    fn plain_one(&self, seed: u64, stream: u64) -> f64 {
+        let mut rng = Stream::new(seed, stream);
+        let (mut acc, mut done) = ([0.0; 2], 0);
+        self.plain_scalar(&mut rng, &mut acc, &mut done);
+        (acc[0] + acc[1]) / self.wx.len() as f64
+    }
+
+    /// Four plain replicates, streams `first .. first + 4`; AVX2 when the CPU has it (the
+    /// four xoshiro256++ streams side by side in one register), else scalar. Identical values
+    /// either way.
+    fn plain_four(&self, seed: u64, first: u64) -> [f64; 4] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { self.plain_four_avx2(seed, first) };
+            }
         }
-        let mf = m as f64;
-        std::array::from_fn(|l| ((acc[l][0] + acc[l][1]) + (acc[l][2] + acc[l][3])) / mf)
+        std::array::from_fn(|l| self.plain_one(seed, first + l as u64))
+    }
+
+    /// AVX2 body of [`Units::plain_four`]: per step, one 64-bit output of each stream gives
+    /// eight 32-bit words → eight indices (Lemire-32) → two 4-wide gathers. A step in which
+    /// any word is rejected is redone word by word in scalar code (same order, same result).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn plain_four_avx2(&self, seed: u64, first: u64) -> [f64; 4] {
+        use std::arch::x86_64::*;
+        let m = self.wx.len();
+        let n = m as u64;
+        let threshold = ((1u64 << 32) - n) % n;
+        let mut rngs: [Stream; 4] = std::array::from_fn(|l| Stream::new(seed, first + l as u64));
+        let st: [[u64; 4]; 4] = std::array::from_fn(|l| rngs[l].state());
+        let lane = |w: usize| [st[0][w], st[1][w], st[2][w], st[3][w]];
+        let load =
+            |a: [u64; 4]| _mm256_set_epi64x(a[3] as i64, a[2] as i64, a[1] as i64, a[0] as i64);
+        let (mut s0, mut s1, mut s2, mut s3) =
+            (load(lane(0)), load(lane(1)), load(lane(2)), load(lane(3)));
+        let nv = _mm256_set1_epi64x(n as i64);
+        let lo_mask = _mm256_set1_epi64x(0xFFFF_FFFF);
+        let thr = _mm256_set1_epi64x(threshold as i64);
+        let base = self.wx.as_ptr();
+        let (mut acc0, mut acc1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        let mut done = [0usize; 4];
+        while done.iter().all(|&d| d + 2 <= m) {
+            // xoshiro256++ on four streams at once.
+            let sum = _mm256_add_epi64(s0, s3);
+            let rot = _mm256_or_si256(_mm256_slli_epi64(sum, 23), _mm256_srli_epi64(sum, 41));
+            let v = _mm256_add_epi64(rot, s0);
+            let t = _mm256_slli_epi64(s1, 17);
+            s2 = _mm256_xor_si256(s2, s0);
+            s3 = _mm256_xor_si256(s3, s1);
+            s1 = _mm256_xor_si256(s1, s2);
+            s0 = _mm256_xor_si256(s0, s3);
+            s2 = _mm256_xor_si256(s2, t);
+            s3 = _mm256_or_si256(_mm256_slli_epi64(s3, 45), _mm256_srli_epi64(s3, 19));
+            // Lemire-32 on the low and high words of each output.
+            let p_lo = _mm256_mul_epu32(v, nv);
+            let p_hi = _mm256_mul_epu32(_mm256_srli_epi64(v, 32), nv);
+            let rej = _mm256_or_si256(
+                _mm256_cmpgt_epi64(thr, _mm256_and_si256(p_lo, lo_mask)),
+                _mm256_cmpgt_epi64(thr, _mm256_and_si256(p_hi, lo_mask)),
+            );
+            let i_lo = _mm256_srli_epi64(p_lo, 32);
+            let i_hi = _mm256_srli_epi64(p_hi, 32);
+            if _mm256_testz_si256(rej, rej) == 1 {
+                acc0 = _mm256_add_pd(acc0, _mm256_i64gather_pd::<8>(base, i_lo));
+                acc1 = _mm256_add_pd(acc1, _mm256_i64gather_pd::<8>(base, i_hi));
+                for d in done.iter_mut() {
+                    *d += 2;
+                }
+            } else {
+                // Rare: redo this step word by word (identical order and sums).
+                let mut outs = [0u64; 4];
+                _mm256_storeu_si256(outs.as_mut_ptr().cast(), v);
+                let mut a0 = [0.0f64; 4];
+                let mut a1 = [0.0f64; 4];
+                _mm256_storeu_pd(a0.as_mut_ptr(), acc0);
+                _mm256_storeu_pd(a1.as_mut_ptr(), acc1);
+                for l in 0..4 {
+                    for (p, w) in [(0, outs[l] as u32), (1, (outs[l] >> 32) as u32)] {
+                        if let Some(i) = lemire32(w, n) {
+                            let x = self.wx[i as usize];
+                            if p == 0 {
+                                a0[l] += x;
+                            } else {
+                                a1[l] += x;
+                            }
+                            done[l] += 1;
+                        }
+                    }
+                }
+                acc0 = _mm256_loadu_pd(a0.as_ptr());
+                acc1 = _mm256_loadu_pd(a1.as_ptr());
+            }
+        }
+        // Finish each stream in scalar code from its current state.
+        let mut w = [[0u64; 4]; 4];
+        for (k, reg) in [s0, s1, s2, s3].into_iter().enumerate() {
+            let mut tmp = [0u64; 4];
+            _mm256_storeu_si256(tmp.as_mut_ptr().cast(), reg);
+            for l in 0..4 {
+                w[l][k] = tmp[l];
+            }
+        }
+        let mut a0 = [0.0f64; 4];
+        let mut a1 = [0.0f64; 4];
+        _mm256_storeu_pd(a0.as_mut_ptr(), acc0);
+        _mm256_storeu_pd(a1.as_mut_ptr(), acc1);
+        std::array::from_fn(|l| {
+            rngs[l] = Stream::from_state(w[l]);
+            let mut acc = [a0[l], a1[l]];
+            let mut d = done[l];
+            self.plain_scalar(&mut rngs[l], &mut acc, &mut d);
+            (acc[0] + acc[1]) / m as f64
+        })
     }
 
     /// One bootstrap replicate from stream `stream` of `seed`.
@@ -264,7 +371,7 @@ impl Units {
         if k == 1 && self.statistic == Statistic::Micro {
             let m = self.wx.len();
             if self.unit_weights && m as u64 <= 1 << 32 {
-                return self.plain_lanes::<1>(seed, stream)[0];
+                return self.plain_one(seed, stream);
             }
             let (mut a, mut b) = (0.0, 0.0);
             for _ in 0..m {
@@ -387,15 +494,15 @@ fn interval(
 fn replicates(units: &Units, opts: &BootstrapOptions, base: u64) -> CoreResult<Vec<f64>> {
     let b_total = opts.n_resamples;
     if units.is_plain() {
-        const L: usize = 2;
+        const L: usize = 4;
         let groups = run_indexed(b_total.div_ceil(L), opts.n_threads, |p| {
             let first = (L * p) as u64;
             if L * p + L <= b_total {
-                units.plain_lanes::<L>(opts.seed, base + first)
+                units.plain_four(opts.seed, base + first)
             } else {
                 std::array::from_fn(|l| {
                     if L * p + l < b_total {
-                        units.replicate(opts.seed, base + first + l as u64)
+                        units.plain_one(opts.seed, base + first + l as u64)
                     } else {
                         f64::NAN
                     }
@@ -556,9 +663,17 @@ mod tests {
     fn interleaved_pairs_equal_single_replicates() {
         let x: Vec<f64> = (0..1003).map(|i| (i as f64 * 0.11).cos()).collect();
         let units = Units::new(&x, &Design::SIMPLE).unwrap();
-        let lanes = units.plain_lanes::<4>(5, 10);
+        let lanes = units.plain_four(5, 10);
         for (l, v) in lanes.iter().enumerate() {
             assert_eq!(*v, units.replicate(5, 10 + l as u64));
+        }
+        // 4e6 items: 2^32 mod m = 967296, so ~0.2% of the 8-word steps hold a rejected word
+        // and take the scalar redo path (thousands of times per replicate).
+        let big: Vec<f64> = (0..4_000_000).map(|i| (i % 1000) as f64).collect();
+        let u2 = Units::new(&big, &Design::SIMPLE).unwrap();
+        let four = u2.plain_four(1, 0);
+        for (l, v) in four.iter().enumerate() {
+            assert_eq!(*v, u2.plain_one(1, l as u64));
         }
     }
 
