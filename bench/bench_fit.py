@@ -938,8 +938,12 @@ def main(argv: list[str] | None = None) -> int:
     report = render(info, sections, targets, command, elapsed, args.quick)
     print(report)
     if results_path is not None:
-        results_path.write_text(report, encoding="utf-8")
-        log(f"wrote {results_path}")
+        from _results import update_section
+
+        # One level down: this report becomes the fitting section of RESULTS.md.
+        section = "\n".join("#" + ln if ln.startswith("#") else ln for ln in report.splitlines())
+        update_section("bench_fit", section, results_path)
+        log(f"updated the bench_fit section of {results_path}")
     return 0
 
 

@@ -1,0 +1,29 @@
+"""Keep one section per benchmark script in bench/RESULTS.md (each script rewrites only its own
+section, between HTML comment markers, so the file always holds the latest figures of all)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = (
+    "# capscale benchmark results\n\n"
+    "Latest figures of each `bench/bench_*.py` script, measured on this project's machine; "
+    "each section says how it was produced. Re-run a script to refresh its section.\n"
+)
+
+
+def update_section(name: str, body: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the section of benchmark ``name`` in ``path`` with ``body``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        if not text.startswith("# capscale benchmark results"):
+            text = HEADER  # an old single-report file: start the sectioned layout
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
