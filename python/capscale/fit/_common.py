@@ -28,14 +28,9 @@ DEFAULT_TOL = 1e-15
 
 
 def as_vector(name: str, value: Any, check_finite: bool = True) -> np.ndarray:
-    """Convert to a contiguous 1-D float64 array, naming ``name`` in errors."""
-    if np.iscomplexobj(value):
-        raise InvalidInputError(f"{name} must contain real numbers, got complex values")
-    try:
-        # Always a private copy: the native solver reads it with the GIL released.
-        arr = np.array(value, dtype=np.float64, copy=True, order="C")
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be an array of numbers: {exc}") from None
+    """Convert to a contiguous 1-D float64 array (a private copy: the native solver reads it
+    with the GIL released), naming ``name`` and the first bad index in errors."""
+    arr = as_array(name, value, check_finite=False)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:

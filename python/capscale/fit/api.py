@@ -206,37 +206,7 @@ def curve_fit(
         Unpacks like SciPy: ``popt, pcov = curve_fit(...)``.
     """
     law = _as_law(f)
-    if law is not None and law.name not in _native.law_names():
-        # A user-registered law: its NumPy model and Jacobian through the callable path.
-        if jac is not None or param_names is not None:
-            raise InvalidInputError("a law brings its own Jacobian and parameter names")
-        xl, yl = law.check_data(xdata, as_vector("ydata", ydata))
-        start = law.guess(xl, yl) if p0 is None else as_vector("p0", p0)
-        res = curve_fit(
-            law.func,
-            xl,
-            yl,
-            start,
-            sigma,
-            absolute_sigma,
-            check_finite,
-            law.default_bounds if bounds is None else bounds,
-            law.jac,
-            loss=loss,
-            f_scale=f_scale,
-            ftol=ftol,
-            xtol=xtol,
-            gtol=gtol,
-            max_nfev=max_nfev,
-            diff_step=diff_step,
-            x_scale=x_scale,
-            geodesic=geodesic,
-            param_names=law.param_names,
-        )
-        return dataclasses.replace(res, law=law.name)
-    y = as_vector("ydata", ydata, check_finite)
-    sig = None if sigma is None else as_vector("sigma", sigma, check_finite)
-    common = dict(
+    solver: dict[str, Any] = dict(
         loss=loss,
         f_scale=f_scale,
         ftol=ftol,
@@ -246,8 +216,31 @@ def curve_fit(
         diff_step=diff_step,
         x_scale=x_scale,
         geodesic=geodesic,
-        absolute_sigma=absolute_sigma,
     )
+    if law is not None and law.name not in _native.law_names():
+        # A user-registered law: its NumPy model and Jacobian through the callable path.
+        if jac is not None or param_names is not None:
+            raise InvalidInputError("a law brings its own Jacobian and parameter names")
+        xl, yl = law.check_data(xdata, as_vector("ydata", ydata))
+        start = law.guess(xl, yl) if p0 is None else as_vector("p0", p0)
+        bnds = law.default_bounds if bounds is None else bounds
+        res = curve_fit(
+            law.func,
+            xl,
+            yl,
+            start,
+            sigma,
+            absolute_sigma,
+            check_finite,
+            bnds,
+            law.jac,
+            param_names=law.param_names,
+            **solver,
+        )
+        return dataclasses.replace(res, law=law.name)
+    y = as_vector("ydata", ydata, check_finite)
+    sig = None if sigma is None else as_vector("sigma", sigma, check_finite)
+    common = dict(solver, absolute_sigma=absolute_sigma)
     if law is not None:
         if jac is not None:
             raise InvalidInputError(f"law {law.name} uses its analytic Jacobian; drop jac")
