@@ -1,0 +1,1 @@
+"""The built-in law families (importing this package registers them)."""
