@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ..errors import CapscaleError
 from . import fit as fit_cmd
-from . import store_cmds
+from . import laws_cmd, report_cmd, store_cmds
 from . import summarize as summarize_cmd
 
 
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_parser(sub)
     store_cmds.add_parser(sub)
     summarize_cmd.add_parser(sub)
+    laws_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
     return parser
 
 
