@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
 from capscale.cli.main import main
 from capscale.errors import FormatError, InvalidInputError, UnknownNameError
@@ -47,11 +48,7 @@ class LogLinearFamily(LawFamily):
         u = np.log(data["n_params"].to_numpy(float))
         mean = self.x[0] + self.x[1] * u
         se = np.sqrt(self.cov[0, 0] + 2 * u * self.cov[0, 1] + u * u * self.cov[1, 1])
-        z = (
-            1.959963984540054
-            if ci == 0.95
-            else float(__import__("scipy").stats.norm.ppf(0.5 + ci / 2))
-        )
+        z = norm.ppf(0.5 + ci / 2)
         return data.assign(prediction=mean, ci_low=mean - z * se, ci_high=mean + z * se)
 
     def summary(self) -> str:
