@@ -59,6 +59,7 @@ from ...errors import (
 )
 from ..basic import stable_sigmoid
 from ..family import LawFamily, register_family, require_columns
+from ._common import decode_array, encode_array, percentile_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -258,30 +259,6 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def _percentiles(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    tail = 100 * (1 - level) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo = np.nanpercentile(draws, tail, axis=0)
-        hi = np.nanpercentile(draws, 100 - tail, axis=0)
-    return np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-
-
-def _enc(arr: Any) -> Any:
-    a = np.asarray(arr, dtype=float)
-    if a.ndim == 0:
-        v = float(a)
-        return v if math.isfinite(v) else None
-    return [_enc(x) for x in a]
-
-
-def _dec(value: Any) -> np.ndarray:
-    def conv(v: Any) -> Any:
-        return [conv(x) for x in v] if isinstance(v, list) else (math.nan if v is None else v)
-
-    return np.array(conv(value), dtype=float)
-
-
 _ALPHAS = (0.2, 0.5, 1.5)
 _RATES = (0.5, 2.0)
 
@@ -297,13 +274,13 @@ class _ContextBase(LawFamily):
         st = self._state
         self.penalty = get_penalty(st["penalty"]) if penalty is None else penalty
         self.param_names: tuple[str, ...] = tuple(st["param_names"])
-        self.x = _dec(st["x"]).reshape(-1)
-        self.cov = _dec(st["cov"]).reshape(self.x.shape[0], self.x.shape[0])
+        self.x = decode_array(st["x"]).reshape(-1)
+        self.cov = decode_array(st["cov"]).reshape(self.x.shape[0], self.x.shape[0])
         self.stderr = np.sqrt(np.clip(np.diag(self.cov), 0, None))
         self.c_ref = float(st["c_ref"])
         self.n_ref = float(st["n_ref"])
         self.size: str = str(st["size"])
-        self._draws = _dec(st["draws"]).reshape(-1, self.x.shape[0])
+        self._draws = decode_array(st["draws"]).reshape(-1, self.x.shape[0])
 
     @property
     def params(self) -> dict[str, float]:
@@ -526,22 +503,27 @@ class _ContextBase(LawFamily):
             "penalty": pen.name,
             "penalty_formula": pen.formula,
             "param_names": list(names),
-            "x": _enc(res.x),
-            "cov": _enc(res.cov),
+            "x": encode_array(res.x),
+            "cov": encode_array(res.cov),
             "c_ref": cr,
             "n_ref": nr,
             "size": size or "",
             "seed": seed,
             "n_boot": n_boot,
-            "draws": _enc(draws),
+            "draws": encode_array(draws),
             "success": bool(res.success),
             "cost": float(res.cost),
             "mae": {
                 "all": float(err.mean()),
-                "inside": _enc(err[inside].mean() if inside.any() else math.nan),
-                "beyond": _enc(err[~inside].mean() if (~inside).any() else math.nan),
+                "inside": encode_array(err[inside].mean() if inside.any() else math.nan),
+                "beyond": encode_array(err[~inside].mean() if (~inside).any() else math.nan),
             },
-            "data": {"size": _enc(sz), "n": _enc(n), "n_ctx": _enc(n_ctx), "P": _enc(P)},
+            "data": {
+                "size": encode_array(sz),
+                "n": encode_array(n),
+                "n_ctx": encode_array(n_ctx),
+                "P": encode_array(P),
+            },
         }
         return cls(state, penalty=pen)
 
@@ -560,7 +542,7 @@ class _ContextBase(LawFamily):
         pred = self._model(X, *self.x)
         if self._draws.shape[0]:
             rows = np.array([self._model(X, *p) for p in self._draws if np.all(np.isfinite(p))])
-            lo, hi = _percentiles(rows, ci) if rows.shape[0] >= 2 else (pred * np.nan,) * 2
+            lo, hi = percentile_interval(rows, ci) if rows.shape[0] >= 2 else (pred * np.nan,) * 2
         else:
             grad = np.empty((self.x.shape[0], pred.shape[0]))
             for j in range(self.x.shape[0]):
@@ -584,7 +566,7 @@ class _ContextBase(LawFamily):
         if not 0 < ci < 1:
             raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
         if self._draws.shape[0] >= 2:
-            lo, hi = _percentiles(self._draws, ci)
+            lo, hi = percentile_interval(self._draws, ci)
         else:
             z = statistics.NormalDist().inv_cdf(0.5 + ci / 2)
             lo, hi = self.x - z * self.stderr, self.x + z * self.stderr
@@ -645,7 +627,7 @@ class _ContextBase(LawFamily):
 
         if ax is None:
             _, ax = plt.subplots()
-        d = {k: _dec(v) for k, v in self._state["data"].items()}
+        d = {k: decode_array(v) for k, v in self._state["data"].items()}
         keys = sorted(set(zip(d["size"], d["n_ctx"], strict=True)))
         grid = np.geomspace(d["n"].min(), d["n"].max(), 200)
         for i, (s, c) in enumerate(keys[:12]):

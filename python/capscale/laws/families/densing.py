@@ -89,6 +89,7 @@ from ...errors import (
 )
 from ..basic import doubling_time, stable_sigmoid
 from ..family import LawFamily, register_family, require_columns
+from ._common import decode_array, encode_array, percentile_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -630,39 +631,7 @@ def _fit_score(L: np.ndarray, S: np.ndarray) -> Any:
     return res
 
 
-def _percentiles(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0, ignoring NaN (all-NaN columns give NaN)."""
-    if not 0 < level < 1:
-        raise InvalidInputError(f"ci must be in (0, 1), got {level}")
-    tail = 100 * (1 - level) / 2
-    if draws.shape[0] < 2:
-        nan = np.full(draws.shape[1:], np.nan)
-        return nan, nan.copy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo = np.nanpercentile(draws, tail, axis=0)
-        hi = np.nanpercentile(draws, 100 - tail, axis=0)
-    return np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-
-
 # --------------------------------------------------------------------------- JSON helpers
-
-
-def _enc(arr: Any) -> Any:
-    a = np.asarray(arr, dtype=float)
-    if a.ndim == 0:
-        v = float(a)
-        return v if math.isfinite(v) else None
-    return [_enc(x) for x in a]
-
-
-def _dec(value: Any) -> np.ndarray:
-    def conv(v: Any) -> Any:
-        if isinstance(v, list):
-            return [conv(x) for x in v]
-        return math.nan if v is None else float(v)
-
-    return np.array(conv(value), dtype=float)
 
 
 def _date_or_none(value: Any, what: str) -> np.datetime64 | None:
@@ -701,13 +670,13 @@ class DensingLaw(LawFamily):
         self.score_params: dict[str, float] = {
             k: float(st["score"]["params"][k]) for k in SCORE_NAMES
         }
-        self._loss_draws = _dec(st["draws"]["loss"]).reshape(-1, 4)
-        self._score_draws = _dec(st["draws"]["score"]).reshape(-1, 4)
-        self._trend_draws = _dec(st["draws"]["trend"]).reshape(-1, 2)
+        self._loss_draws = decode_array(st["draws"]["loss"]).reshape(-1, 4)
+        self._score_draws = decode_array(st["draws"]["score"]).reshape(-1, 4)
+        self._trend_draws = decode_array(st["draws"]["trend"]).reshape(-1, 2)
         models = st["models"]
         self._names: list[str] = list(models["model"])
-        self._N = _dec(models["N"]).reshape(-1)
-        self._S = _dec(models["score"]).reshape(-1)
+        self._N = decode_array(models["N"]).reshape(-1)
+        self._S = decode_array(models["score"]).reshape(-1)
         self._dates = np.array(
             [
                 np.datetime64("NaT") if v is None else np.datetime64(v, "D")
@@ -718,8 +687,8 @@ class DensingLaw(LawFamily):
         tr = st["trend"]
         self.trend: DensityTrend | None = None
         if tr is not None:
-            te = _dec(tr["t"]).reshape(-1)
-            ye = _dec(tr["log_density"]).reshape(-1)
+            te = decode_array(tr["t"]).reshape(-1)
+            ye = decode_array(tr["log_density"]).reshape(-1)
             te.setflags(write=False)
             ye.setflags(write=False)
             self.trend = DensityTrend(
@@ -867,11 +836,11 @@ class DensingLaw(LawFamily):
             trend_state = {
                 "A": fitted.A,
                 "B": fitted.B,
-                "A_stderr": _enc(fitted.A_stderr),
-                "B_stderr": _enc(fitted.B_stderr),
+                "A_stderr": encode_array(fitted.A_stderr),
+                "B_stderr": encode_array(fitted.B_stderr),
                 "r2": fitted.r2,
-                "t": _enc(fitted.t),
-                "log_density": _enc(fitted.log_density),
+                "t": encode_array(fitted.t),
+                "log_density": encode_array(fitted.log_density),
             }
 
         loss_draws = np.full((n_boot, 4), np.nan)
@@ -919,30 +888,34 @@ class DensingLaw(LawFamily):
             "columns": dict(columns or {}),
             "loss": {
                 "params": dict(zip(LOSS_NAMES, map(float, loss_p), strict=True)),
-                "stderr": dict(zip(LOSS_NAMES, map(_enc, loss_se), strict=True)),
+                "stderr": dict(zip(LOSS_NAMES, map(encode_array, loss_se), strict=True)),
                 "n": int(N_ref.shape[0]),
                 "success": bool(loss_res.success),
-                "data": {"N": _enc(N_ref), "D": _enc(D_ref), "loss": _enc(L_ref)},
+                "data": {
+                    "N": encode_array(N_ref),
+                    "D": encode_array(D_ref),
+                    "loss": encode_array(L_ref),
+                },
             },
             "score": {
                 "params": dict(zip(SCORE_NAMES, map(float, score_p), strict=True)),
-                "stderr": dict(zip(SCORE_NAMES, map(_enc, score_res.stderr), strict=True)),
+                "stderr": dict(zip(SCORE_NAMES, map(encode_array, score_res.stderr), strict=True)),
                 "n": int(L_cal.shape[0]),
                 "success": bool(score_res.success),
-                "data": {"loss": _enc(L_cal), "score": _enc(S_cal)},
+                "data": {"loss": encode_array(L_cal), "score": encode_array(S_cal)},
             },
             "models": {
                 "model": list(names),
-                "N": _enc(N_ev),
-                "score": _enc(S_ev),
+                "N": encode_array(N_ev),
+                "score": encode_array(S_ev),
                 "release_date": [_iso(x) for x in dates],
                 "in_window": [bool(x) for x in in_win],
             },
             "trend": trend_state,
             "draws": {
-                "loss": _enc(loss_draws),
-                "score": _enc(score_draws),
-                "trend": _enc(trend_draws),
+                "loss": encode_array(loss_draws),
+                "score": encode_array(score_draws),
+                "trend": encode_array(trend_draws),
             },
         }
         return cls(state)
@@ -984,7 +957,7 @@ class DensingLaw(LawFamily):
 
         n_eff = self._neff(self._S, False)[0]
         rho = n_eff / self._N
-        lo, hi = _percentiles(self._neff(self._S, True) / self._N[None, :], ci)
+        lo, hi = percentile_interval(self._neff(self._S, True) / self._N[None, :], ci)
         t = _days(self._dates, self.origin)
         on = np.zeros(rho.shape[0], dtype=bool)
         usable = (
@@ -1026,7 +999,7 @@ class DensingLaw(LawFamily):
     def doubling_time_ci(self, ci: float = 0.95) -> tuple[float, float]:
         """Bootstrap percentile interval of the doubling time (days), from that of ``A``
         (``inf`` as the upper end when the interval of ``A`` reaches 0)."""
-        lo, hi = _percentiles(self._trend_rows(True)[:, :1], ci)
+        lo, hi = percentile_interval(self._trend_rows(True)[:, :1], ci)
         a_lo, a_hi = float(lo[0]), float(hi[0])
         if not (math.isfinite(a_lo) and math.isfinite(a_hi)):
             return math.nan, math.nan
@@ -1044,7 +1017,7 @@ class DensingLaw(LawFamily):
         ):
             if names == ("A", "B") and self.trend is None:
                 continue
-            lo, hi = _percentiles(draws, ci)
+            lo, hi = percentile_interval(draws, ci)
             out.update({n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)})
         return out
 
@@ -1140,7 +1113,7 @@ class DensingLaw(LawFamily):
             return score_law(loss, *sp.T[..., None])
 
         pred = compute(False)[0]
-        lo, hi = _percentiles(compute(True), ci)
+        lo, hi = percentile_interval(compute(True), ci)
         out = pd.DataFrame(data).copy()
         out["prediction"] = pred
         out["ci_low"] = lo
@@ -1190,8 +1163,8 @@ class DensingLaw(LawFamily):
             out += [
                 f"  trend ln rho_max = A·t + B on the {tr.envelope!r} envelope ({tr.n_points} "
                 f"points, * above), t = days since {self.origin}",
-                line("A", tr.A, _enc(tr.A_stderr), " /day"),
-                line("B", tr.B, _enc(tr.B_stderr)),
+                line("A", tr.A, encode_array(tr.A_stderr), " /day"),
+                line("B", tr.B, encode_array(tr.B_stderr)),
                 f"    R² {tr.r2:.4f}",
                 f"    doubling time ln2/A = {tr.doubling_time:.2f} days  "
                 f"95% CI [{lo:.2f}, {hi:.2f}]",
@@ -1236,7 +1209,7 @@ class DensingLaw(LawFamily):
             _, ax = plt.subplots()
         if kind == "score" or not self._names:
             data = self._state["score"]["data"]
-            L, S = _dec(data["loss"]), _dec(data["score"])
+            L, S = decode_array(data["loss"]), decode_array(data["score"])
             grid = np.linspace(L.min(), L.max(), 200)
             ax.plot(L, S, "o", label="calibration")
             ax.plot(grid, score_law(grid, *self.score_params.values()), "-", label="score law")
@@ -1266,7 +1239,7 @@ class DensingLaw(LawFamily):
             )
             if self._state["n_boot"]:
                 tr = self._trend_draws
-                lo, hi = _percentiles(np.exp(tr[:, :1] * grid[None, :] + tr[:, 1:]), 0.95)
+                lo, hi = percentile_interval(np.exp(tr[:, :1] * grid[None, :] + tr[:, 1:]), 0.95)
                 ax.fill_between(gd, lo, hi, alpha=0.2)
         ax.set_yscale("log")
         ax.set_xlabel("release date")
