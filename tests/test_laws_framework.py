@@ -175,3 +175,61 @@ def test_cli_errors(tmp_path, capsys) -> None:
         build_report(tmp_path / "r.html")
     assert main(["laws", "list"]) == 0
     assert "test_loglinear" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["0.9", None, 1.0, 0.0, -0.5, np.nan, True])
+def test_every_family_rejects_a_bad_ci_level(bad) -> None:
+    from capscale._validate import check_level
+    from capscale.laws.families._common import percentile_interval
+
+    with pytest.raises(InvalidInputError, match="ci must be"):
+        check_level(bad)
+    with pytest.raises(InvalidInputError, match="ci must be"):
+        percentile_interval(np.zeros((10, 2)), bad)
+    assert check_level(np.float32(0.9)) == pytest.approx(0.9)
+
+
+def test_percentile_interval_needs_enough_finite_draws() -> None:
+    from capscale.laws.families._common import percentile_interval
+
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(200, 3))
+    draws[:3, 0] = np.nan  # 1.5% undefined: still an interval (from the finite draws)
+    draws[:40, 1] = np.nan  # 20% undefined at a 95% level: no interval
+    draws[:, 2] = np.nan
+    lo, hi = percentile_interval(draws, 0.95)
+    want = np.percentile(draws[3:, 0], [2.5, 97.5])
+    np.testing.assert_allclose([lo[0], hi[0]], want)
+    assert np.isnan([lo[1], hi[1], lo[2], hi[2]]).all()
+
+
+def test_context_and_chinchilla_tables_from_a_store(tmp_path) -> None:
+    from capscale.laws.family import get_family
+
+    path = tmp_path / "sweep.db"
+    with Store(path) as st:
+        for name, n, flops in (("s", 1e8, 1e19), ("m", 1e9, 1e20)):
+            st.upsert_model(
+                {
+                    "name": name,
+                    "n_params": n,
+                    "training_tokens": 20 * n,
+                    "training_flops": flops,
+                    "context_length": 2048,
+                }
+            )
+            for ctx in (256, 1024):
+                run = st.start_run(
+                    name, "fp16", ("needle", "1"), config={}, seed=0, context_length=ctx
+                )
+                st.add_records(
+                    run, [{"item_id": str(i), "scores": {"acc": float(i % 2)}} for i in range(20)]
+                )
+                st.finish_run(run)
+    ctx = get_family("context").from_store(path, metric="acc")
+    assert {"C", "N", "n", "n_ctx", "P", "n_items"} <= set(ctx.columns)
+    assert sorted(ctx["n"].tolist()) == [256, 256, 1024, 1024]
+    assert set(ctx["n_ctx"]) == {2048} and set(ctx["n_items"]) == {20}
+    chin = get_family("chinchilla_optimal").from_store(path, metric="acc")
+    assert {"N", "D", "L"} <= set(chin.columns)
+    assert (chin["D"] == 20 * chin["N"]).all()

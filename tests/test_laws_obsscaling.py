@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capscale.errors import FormatError, InvalidInputError, UnknownNameError
+from capscale.errors import FormatError, InestimableWarning, InvalidInputError, UnknownNameError
 from capscale.laws.families.obsscaling import (
     BENCHMARKS,
     NON_GSM8K_BENCHMARKS,
@@ -371,3 +371,34 @@ def test_bad_helper_inputs(tmp_path) -> None:
     state.write_text('{"family": "obsscaling", "state": {"version": 1}}')
     with pytest.raises(FormatError, match="malformed fit state"):
         load_fit(state)
+
+
+def test_scores_in_percent_are_rejected_not_clipped(base: pd.DataFrame, post: pd.DataFrame) -> None:
+    # Review regression: observed scores outside [0, 1] used to be clipped silently.
+    pct = base.copy()
+    pct["MMLU"] = pct["MMLU"] * 100
+    with pytest.raises(InvalidInputError, match=r"outside \[0.0, 1.0\].*percent"):
+        BenchmarkPCA.fit(pct)
+
+
+def test_partial_benchmark_table_is_imputed_not_switched_to_compute(boot_fit, post) -> None:
+    # Review regression: one absent benchmark column used to route every row to the compute
+    # line silently; now the absent scores are imputed from the others, with a warning.
+    rows = post[post["Model Family"] == "Llama-2"].head(3)
+    full = boot_fit.predict(rows)
+    partial_rows = rows.drop(columns=["HumanEval"])
+    with pytest.warns(InestimableWarning, match="'HumanEval' absent"):
+        partial = boot_fit.predict(partial_rows)
+    # Same as giving the column with every score missing (the imputation path) ...
+    nan_rows = rows.assign(HumanEval=np.nan)
+    imputed = boot_fit.predict(nan_rows)
+    np.testing.assert_allclose(partial["prediction"], imputed["prediction"], rtol=1e-12)
+    np.testing.assert_allclose(partial["ci_low"], imputed["ci_low"], rtol=1e-12)
+    # ... and not the compute-line prediction the old code fell back to.
+    only_compute = boot_fit.predict(rows[["Model Family", "FLOPs (1E21)"]])
+    assert not np.allclose(partial["prediction"], only_compute["prediction"], rtol=1e-6)
+    assert np.abs(partial["prediction"] - full["prediction"]).max() < 0.1
+    with pytest.raises(InvalidInputError, match=r"outside \[0.0, 1.0\]"):
+        bad = rows.copy()
+        bad["MMLU"] = 55.0
+        boot_fit.predict(bad)

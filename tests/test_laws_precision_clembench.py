@@ -234,7 +234,7 @@ def test_size_regression_bad_input(clem_size: pd.DataFrame) -> None:
     with pytest.raises(InvalidInputError, match="unknown option\\(s\\) predictor"):
         ClembenchSize.fit(clem_size, predictor="params_B")
     fit = ClembenchSize.fit(clem_size)
-    with pytest.raises(InvalidInputError, match="ci must be a level"):
+    with pytest.raises(InvalidInputError, match="ci must be in \\(0, 1\\)"):
         fit.predict(clem_size, ci=1.5)
     with pytest.raises(InvalidInputError, match="interval must be"):
         fit.predict(clem_size, interval="band")

@@ -25,3 +25,14 @@ def check_count(name: str, value: Any, minimum: int) -> int:
     if int(value) < minimum:
         raise InvalidInputError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_level(level: Any, owner: str = "") -> float:
+    """A confidence level: a real number in (0, 1) (NumPy scalars accepted)."""
+    prefix = f"{owner}: " if owner else ""
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.number)):
+        raise InvalidInputError(f"{prefix}ci must be a number in (0, 1), got {level!r}")
+    value = float(level)
+    if not 0.0 < value < 1.0:
+        raise InvalidInputError(f"{prefix}ci must be in (0, 1), got {level!r}")
+    return value

@@ -72,11 +72,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Execute ``capscale laws fit``."""
-    from ..laws.data import load_table
+    from ..laws.data import is_store, load_table
     from ..laws.family import get_family
 
     family = get_family(args.law)
-    table = load_table(args.data, metric=args.metric, task=args.task)
+    if is_store(args.data):
+        table = family.from_store(args.data, metric=args.metric, task=args.task)
+    else:
+        table = load_table(args.data)
     fitted = family.fit(table, **parse_options(args.option))
     print(fitted.summary())
     if args.save:
@@ -89,17 +92,11 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def save_plot(fitted: Any, path: str) -> None:
-    """Draw ``fitted.plot`` on a new figure and save it (Agg backend, no display needed)."""
-    import matplotlib
+    """Draw ``fitted.plot`` on a new off-screen figure and save it as PNG."""
+    from ..report.figures import render_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    fitted.plot(ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with open(path, "wb") as fh:
+        fh.write(render_png(fitted.plot))
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -46,7 +46,8 @@ def table_from_store(
     seed: int = 0,
 ) -> pd.DataFrame:
     """One row per (model, precision, task, context length) cell of a results store: the mean
-    ``score`` of ``metric`` with its standard error and bootstrap CI (capscale.stats), joined
+    ``score`` of ``metric`` over ``n_items`` items with its standard error and bootstrap CI
+    (capscale.stats), joined
     with the model card (parameters, training tokens and FLOPs, release date, …) and the
     precision's bits — the input the law families fit.
     """
@@ -79,7 +80,7 @@ def table_from_store(
         n_resamples=n_resamples,
         seed=seed,
         nan="omit",
-    ).rename(columns={"mean": "score"})
+    ).rename(columns={"mean": "score", "n": "n_items"})
     cards = records[["model", "precision", *CARD_COLUMNS]].drop_duplicates(["model", "precision"])
     out = table.merge(cards, on=["model", "precision"], how="left")
     out["context_length"] = out["context_length"].where(out["context_length"] >= 0)

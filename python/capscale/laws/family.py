@@ -58,6 +58,19 @@ class LawFamily(ABC):
     def fit(cls, data: pd.DataFrame, **options: Any) -> LawFamily:
         """Fit the family to a table (one row per model/run/observation)."""
 
+    @classmethod
+    def from_store(
+        cls, path: str | Path, metric: str | None = None, task: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """The table :meth:`fit` takes, built from a results store. Default: one row per
+        (model, precision, task, context length) cell — ``score`` (mean of ``metric``),
+        ``stderr``, CI, ``n_items`` — with the model card and precision columns
+        (:func:`capscale.laws.data.table_from_store`). Families override it to map those
+        columns onto their own (e.g. ``N``, ``D``, ``L``)."""
+        from .data import table_from_store
+
+        return table_from_store(path, metric=metric, task=task)
+
     @abstractmethod
     def predict(self, data: pd.DataFrame, *, ci: float = 0.95) -> pd.DataFrame:
         """Predictions for new rows: the input columns plus ``prediction``, ``ci_low``,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from .figures import render_png
 
 __all__ = ["build_report"]
 
@@ -27,21 +27,8 @@ img { max-width: 100%; } .meta { color: #666; font-size: .85em; }
 
 
 def _figure_png(draw: Any) -> str:
-    """Run ``draw(ax)`` on a new Agg figure and return it as a base64 PNG data URI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    try:
-        draw(ax)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    """Run ``draw(ax)`` on a new off-screen figure; return it as a base64 PNG data URI."""
+    return "data:image/png;base64," + base64.b64encode(render_png(draw, dpi=110)).decode()
 
 
 def _table(df: Any, float_format: str = "{:.4g}") -> str:
@@ -67,7 +54,7 @@ def _scores_section(store_path: str | Path, metric: str | None, task: str | None
     parts.append(_table(runs[[c for c in cols if c in runs.columns]]))
     table = table_from_store(store_path, metric=metric, task=task)
     parts.append("<h2>Scores (mean, standard error, 95% bootstrap CI)</h2>")
-    show = ["model", "precision", "task", "context_length", "n", "score", "stderr"]
+    show = ["model", "precision", "task", "context_length", "n_items", "score", "stderr"]
     show += ["ci_low", "ci_high", "n_params", "bits"]
     parts.append(_table(table[[c for c in show if c in table.columns]]))
     if table["n_params"].notna().any():

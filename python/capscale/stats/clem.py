@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _native
-from .._validate import check_count, check_seed
+from .._validate import check_count, check_level, check_seed
 from ..errors import FormatError, InvalidInputError
 from .core import labels
 from .frame import _column
@@ -103,8 +103,7 @@ def clemscore(
     """
     import pandas as pd
 
-    if not 0 < ci < 1:
-        raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
+    ci = check_level(ci)
     seed = check_seed(seed)
     n_resamples = check_count("n_resamples", n_resamples, 2)
     _column(episodes, model, "model")

@@ -9,16 +9,20 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidInputError
+from ..._validate import check_level
 
 __all__ = ["decode_array", "encode_array", "percentile_interval"]
 
 
 def percentile_interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0 of bootstrap ``draws``, ignoring NaN draws (an all-NaN
-    column, or fewer than 2 draws, gives NaN)."""
-    if not 0 < level < 1:
-        raise InvalidInputError(f"ci must be in (0, 1), got {level}")
+    """Percentile interval over axis 0 of bootstrap ``draws``.
+
+    A draw may be NaN (the quantity is undefined in that resample, e.g. a score beyond the
+    reference family's reach). An interval is only reported where at least a share ``level``
+    of the draws is finite — otherwise the undefined draws could hide in either tail — and
+    where there are at least 2 draws; elsewhere it is NaN.
+    """
+    level = check_level(level)
     draws = np.asarray(draws, dtype=float)
     tail = 100 * (1 - level) / 2
     if draws.shape[0] < 2:
@@ -26,9 +30,13 @@ def percentile_interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np
         return nan, nan.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lo = np.nanpercentile(draws, tail, axis=0)
-        hi = np.nanpercentile(draws, 100 - tail, axis=0)
-    return np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+        lo = np.asarray(np.nanpercentile(draws, tail, axis=0), dtype=float)
+        hi = np.asarray(np.nanpercentile(draws, 100 - tail, axis=0), dtype=float)
+    finite = np.isfinite(draws).mean(axis=0)
+    unreliable = finite < level
+    lo = np.where(unreliable, np.nan, lo)
+    hi = np.where(unreliable, np.nan, hi)
+    return lo, hi
 
 
 def encode_array(arr: Any) -> Any:

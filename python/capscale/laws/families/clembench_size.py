@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..._validate import check_level
 from ...errors import FormatError, InvalidInputError, NonFiniteError, ShapeError
 from ..family import LawFamily, register_family, require_columns
 from ._tdist import f_sf, t_ppf, t_sf
@@ -50,9 +51,7 @@ _FAMILY = "clembench_size"
 
 
 def _check_level(ci: float) -> float:
-    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0.0 < float(ci) < 1.0:
-        raise InvalidInputError(f"{_FAMILY}: ci must be a level in (0, 1), got {ci!r}")
-    return float(ci)
+    return check_level(ci, _FAMILY)
 
 
 def _positive_column(data: pd.DataFrame, col: str, what: str) -> np.ndarray:
@@ -66,7 +65,7 @@ def _positive_column(data: pd.DataFrame, col: str, what: str) -> np.ndarray:
         i = int(np.flatnonzero(bad)[0])
         raise NonFiniteError(
             f"{_FAMILY}: {what} column {col!r} has {int(bad.sum())} missing/non-finite value(s) "
-            f"(first at row {i}); drop those rows or pass dropna=True to fit"
+            f"(first at row {i}); drop those rows (or, when fitting, pass dropna=True)"
         )
     nonpos = values <= 0
     if nonpos.any():

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..._validate import check_level
 from ...errors import (
     ConvergenceWarning,
     FitError,
@@ -466,6 +467,18 @@ class ComputeOptimal(LawFamily):
         "likelihood), compute-optimal N_opt(C), D_opt(C), bootstrap SEs; needs N, L and D or C"
     )
 
+    @classmethod
+    def from_store(
+        cls, path: Any, metric: str | None = None, task: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """Runs from a results store: ``metric`` is the final loss (e.g. a perplexity task's
+        nats per token), ``N`` and ``D`` come from the model cards (``n_params``,
+        ``training_tokens``)."""
+        from ..data import table_from_store
+
+        t = table_from_store(path, metric=metric, task=task)
+        return t.rename(columns={"n_params": "N", "training_tokens": "D", "score": "L"})
+
     def __init__(
         self,
         params: Sequence[float] | np.ndarray,
@@ -666,8 +679,7 @@ class ComputeOptimal(LawFamily):
 
     def _check_ci(self, ci: float) -> bool:
         """Validate the level; True when intervals can be computed from the bootstrap."""
-        if not (isinstance(ci, (int, float)) and 0 < ci < 1):
-            raise InvalidInputError(f"{self.name}: ci must be in (0, 1), got {ci!r}")
+        check_level(ci, self.name)
         if self.samples.shape[0] < 2:
             warnings.warn(
                 f"{self.name}: no bootstrap resamples (fit with n_resamples > 1): "

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..._validate import check_count, check_seed
+from ..._validate import check_count, check_level, check_seed
 from ...errors import (
     CapscaleWarning,
     FitError,
@@ -535,8 +535,7 @@ class _ContextBase(LawFamily):
         delta method when fitted with ``n_boot=0``; clipped to [0, 1])."""
         import pandas as pd
 
-        if not 0 < ci < 1:
-            raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
+        check_level(ci, self.name)
         sz, n, n_ctx, _, _ = self._read(data, self.size or None, None, for_fit=False)
         X = self._design(sz, n, n_ctx)
         pred = self._model(X, *self.x)
@@ -563,8 +562,7 @@ class _ContextBase(LawFamily):
 
     def params_ci(self, ci: float = 0.95) -> dict[str, tuple[float, float]]:
         """Bootstrap percentile intervals (``x ± z·stderr`` when fitted with ``n_boot=0``)."""
-        if not 0 < ci < 1:
-            raise InvalidInputError(f"ci must be in (0, 1), got {ci}")
+        check_level(ci, self.name)
         if self._draws.shape[0] >= 2:
             lo, hi = percentile_interval(self._draws, ci)
         else:
@@ -657,6 +655,16 @@ class ContextLaw(_ContextBase):
     uses_size = True
     core_names = ("A", "alpha", "B", "beta")
 
+    @classmethod
+    def from_store(
+        cls, path: Any, metric: str | None = None, task: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """A context sweep from a results store: one row per (model, precision, context
+        length) cell with ``C`` (training FLOPs), ``N`` (parameters), ``n`` (the cell's
+        context length in tokens), ``n_ctx`` (the model's training context) and ``P`` (the
+        mean score)."""
+        return _context_table(path, metric, task)
+
 
 @register_family("context_only")
 class ContextOnlyLaw(_ContextBase):
@@ -666,3 +674,30 @@ class ContextOnlyLaw(_ContextBase):
     description = "context-only law K·[1-e^{-B(n/nc)^β}]·pen(n, n_ctx) for one model"
     uses_size = False
     core_names = ("K", "B", "beta")
+
+    @classmethod
+    def from_store(
+        cls, path: Any, metric: str | None = None, task: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """As :meth:`ContextLaw.from_store` (filter to one model before fitting)."""
+        return _context_table(path, metric, task)
+
+
+def _context_table(path: Any, metric: str | None, task: str | None) -> pd.DataFrame:
+    from ..data import table_from_store
+
+    t = table_from_store(path, metric=metric, task=task)
+    t = t[t["context_length"].notna()]
+    if t.empty:
+        raise InvalidInputError(
+            "context: the store has no records with a context length (run context sweeps)"
+        )
+    return t.rename(
+        columns={
+            "training_flops": "C",
+            "n_params": "N",
+            "context_length": "n",
+            "model_context_length": "n_ctx",
+            "score": "P",
+        }
+    )

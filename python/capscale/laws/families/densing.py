@@ -659,6 +659,19 @@ class DensingLaw(LawFamily):
         "loss→score, effective size, ln ρ_max = A·t + B and its doubling time"
     )
 
+    @classmethod
+    def from_store(
+        cls, path: Any, metric: str | None = None, task: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """:func:`densing_table_from_store` on the store at ``path`` (``task`` and ``metric``
+        required; options ``loss_metric``, ``reference``, ``precision``)."""
+        from ...store import Store
+
+        if task is None or metric is None:
+            raise InvalidInputError("densing: from a store, give the task and the metric")
+        with Store(path, create=False) as store:
+            return densing_table_from_store(store, task, metric, **options)
+
     def __init__(self, state: Mapping[str, Any]) -> None:
         self._state = dict(state)
         st = self._state

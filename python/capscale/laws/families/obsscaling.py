@@ -45,11 +45,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..._validate import check_count, check_seed
+from ..._validate import check_count, check_level, check_seed
 from ...errors import (
     CapscaleError,
     CapscaleWarning,
     FormatError,
+    InestimableWarning,
     InvalidInputError,
     UnknownNameError,
     did_you_mean,
@@ -610,7 +611,7 @@ class BenchmarkPCA:
             score at all, or bad settings.
         """
         x, names = _benchmark_matrix(data, benchmarks)
-        _check_matrix(x, names, None, "the matrix")
+        _check_matrix(x, names, None, "the matrix", _check_clip(clip))
         impute_components = check_count("impute_components", impute_components, 1)
         if impute_components > x.shape[1]:
             raise InvalidInputError(
@@ -680,7 +681,7 @@ class BenchmarkPCA:
 
     def _rows(self, data: Any) -> FloatArray:
         x, _ = _benchmark_matrix(data, self.benchmarks)
-        _check_rows(x, self.benchmarks, None)
+        _check_rows(x, self.benchmarks, None, self._pipes.clip)
         return x
 
 
@@ -706,9 +707,35 @@ def _check_clip(clip: Any) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _check_rows(x: FloatArray, names: Sequence[str], models: Sequence[str] | None) -> None:
+def _check_range(
+    x: FloatArray,
+    names: Sequence[str],
+    models: Sequence[str] | None,
+    clip: tuple[float, float] | None,
+) -> None:
+    """No infinite scores, and observed scores inside ``clip`` (only imputed cells are
+    clipped; an observed score outside the range is an input error, typically percent)."""
     if np.isinf(x).any():
         raise InvalidInputError("obsscaling: benchmark scores contain infinity")
+    if clip is not None:
+        with np.errstate(invalid="ignore"):
+            out = (x < clip[0]) | (x > clip[1])
+        if out.any():
+            i, j = (int(v[0]) for v in np.nonzero(out))
+            who = repr(models[i]) if models is not None else f"row {i}"
+            raise InvalidInputError(
+                f"obsscaling: benchmark score {x[i, j]} of {who} on {names[j]!r} lies outside "
+                f"[{clip[0]}, {clip[1]}] (scores in percent? divide by 100; or pass clip=None)"
+            )
+
+
+def _check_rows(
+    x: FloatArray,
+    names: Sequence[str],
+    models: Sequence[str] | None,
+    clip: tuple[float, float] | None = (0.0, 1.0),
+) -> None:
+    _check_range(x, names, models, clip)
     empty = np.flatnonzero(np.isnan(x).all(axis=1))
     if empty.size:
         who = repr(models[empty[0]]) if models is not None else f"row {empty[0]}"
@@ -719,13 +746,17 @@ def _check_rows(x: FloatArray, names: Sequence[str], models: Sequence[str] | Non
 
 
 def _check_matrix(
-    x: FloatArray, names: Sequence[str], models: Sequence[str] | None, where: str
+    x: FloatArray,
+    names: Sequence[str],
+    models: Sequence[str] | None,
+    where: str,
+    clip: tuple[float, float] | None = (0.0, 1.0),
 ) -> None:
     if x.shape[0] < 2:
         raise InvalidInputError(f"obsscaling: {where} has {x.shape[0]} model(s); PCA needs >= 2")
     if x.shape[1] < 1:
         raise InvalidInputError("obsscaling: no benchmarks given")
-    _check_rows(x, names, models)
+    _check_rows(x, names, models, clip)
     empty = [names[int(j)] for j in np.flatnonzero(np.isnan(x).all(axis=0))]
     if empty:
         raise InvalidInputError(
@@ -1153,7 +1184,7 @@ class ObsScaling(LawFamily):
         _check_flops(flops, models, opts.flops_column)
         families = data[opts.family_column].astype(str).to_numpy()
         x, _ = _benchmark_matrix(data, opts.benchmarks)
-        _check_rows(x, opts.benchmarks, models)
+        _check_rows(x, opts.benchmarks, models, opts.clip)
         train = flops_split(
             data,
             opts.cutoff,
@@ -1174,7 +1205,7 @@ class ObsScaling(LawFamily):
                 f"{k + 3} train models (one degree of freedom), got {m} (raise cutoff= or "
                 "lower n_components=)"
             )
-        _check_matrix(x[train], opts.benchmarks, None, "the train split")
+        _check_matrix(x[train], opts.benchmarks, None, "the train split", opts.clip)
         if opts.impute_components > len(opts.benchmarks):
             raise InvalidInputError(
                 f"obsscaling: impute_components={opts.impute_components} exceeds the "
@@ -1467,12 +1498,22 @@ class ObsScaling(LawFamily):
         k = self.n_components
         n = len(data)
         bench = self.pca.benchmarks
-        has_bench = all(b in data.columns for b in bench)
+        present = [b for b in bench if b in data.columns]
         if using == "benchmarks":
             require_columns(data, bench, "obsscaling")
-        x = _benchmark_matrix(data, bench)[0] if has_bench else np.full((n, len(bench)), np.nan)
-        if np.isinf(x).any():
-            raise InvalidInputError("obsscaling: benchmark scores contain infinity")
+        if present and len(present) < len(bench):
+            # Some benchmarks given: the absent ones are missing scores to impute, never a
+            # silent switch to the compute line.
+            missing = [b for b in bench if b not in data.columns]
+            warnings.warn(
+                f"obsscaling: benchmark column(s) {', '.join(map(repr, missing))} absent; "
+                "their scores are imputed from the others",
+                InestimableWarning,
+                stacklevel=2,
+            )
+            data = data.assign(**{b: np.nan for b in missing})
+        x = _benchmark_matrix(data, bench)[0] if present else np.full((n, len(bench)), np.nan)
+        _check_range(x, bench, None, self.pca._pipes.clip)
         by_bench = np.zeros(n, dtype=bool)
         if using != "compute":
             by_bench = np.asarray(~np.isnan(x).all(axis=1), dtype=bool)
@@ -1911,8 +1952,7 @@ def _fit_sigmoid(
 
 
 def _check_level(level: Any) -> None:
-    if not (isinstance(level, (int, float, np.floating)) and 0 < float(level) < 1):
-        raise InvalidInputError(f"ci must be in (0, 1), got {level!r}")
+    check_level(level, "obsscaling")
 
 
 def _take_pipes(p: _Pipelines, idx: NDArray[np.int64]) -> _Pipelines:

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validate import check_count, check_seed
+from ..._validate import check_count, check_level, check_seed
 from ...errors import (
     CapscaleWarning,
     FormatError,
@@ -953,9 +953,7 @@ class PrecisionLaw(LawFamily):
 
 
 def _check_level(ci: Any) -> float:
-    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0.0 < float(ci) < 1.0:
-        raise InvalidInputError(f"{_FAMILY}: ci must be a level in (0, 1), got {ci!r}")
-    return float(ci)
+    return check_level(ci, _FAMILY)
 
 
 def _norm_cdf(z: float) -> float:
