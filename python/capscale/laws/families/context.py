@@ -619,9 +619,10 @@ class _ContextBase(LawFamily):
             raise FormatError(f"not a {cls.name} fit state: {type(exc).__name__}: {exc}") from None
 
     def plot(self, ax: Any = None) -> Any:
-        """Score over prompt length (log x): the data and the fitted curve for each
-        (size, n_ctx) pair, a dotted line at each ``n_ctx``."""
+        """Score over prompt length (log x): the data and the fitted curve with its 95% band
+        for each (size, n_ctx) pair, a dotted line at each ``n_ctx``."""
         import matplotlib.pyplot as plt
+        import pandas as pd
 
         if ax is None:
             _, ax = plt.subplots()
@@ -635,6 +636,11 @@ class _ContextBase(LawFamily):
             ax.plot(d["n"][sel], d["P"][sel], "o", color=color, alpha=0.6, label=label)
             X = self._design(np.full_like(grid, s), grid, np.full_like(grid, c))
             ax.plot(grid, self._model(X, *self.x), "-", color=color)
+            rows = {"n": grid, "n_ctx": np.full_like(grid, c)}
+            if self.uses_size:
+                rows[str(self.size)] = np.full_like(grid, s)
+            band = self.predict(pd.DataFrame(rows), ci=0.95)
+            ax.fill_between(grid, band["ci_low"], band["ci_high"], color=color, alpha=0.15, lw=0)
             ax.axvline(c, color=color, ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("prompt length n (tokens)")
