@@ -18,6 +18,9 @@ __all__ = [
     "curve_fit",
     "fit_law",
     "fit_many",
+    "gguf_dequantize",
+    "gguf_quantize",
+    "gguf_types",
     "law_eval",
     "law_info",
     "law_names",
@@ -174,3 +177,10 @@ def clemscore_replicates(
     seed: int = 0,
     n_threads: int = 0,
 ) -> _F64: ...
+
+# -- weight formats ----------------------------------------------------------------------
+def gguf_types() -> list[tuple[str, int, int, int]]: ...
+def gguf_dequantize(
+    data: npt.NDArray[np.uint8], ty: str, n_threads: int = 0
+) -> npt.NDArray[np.float32]: ...
+def gguf_quantize(values: npt.NDArray[np.float32], ty: str) -> npt.NDArray[np.uint8]: ...

@@ -8,6 +8,7 @@
 //! * [`rng`], [`parallel`] — per-task random streams and cached thread pools, so parallel
 //!   resampling is identical for any thread count.
 
+pub mod dequant;
 pub mod error;
 pub mod fit;
 pub mod parallel;

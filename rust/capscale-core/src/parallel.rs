@@ -26,13 +26,14 @@ fn pool(threads: usize) -> CoreResult<Arc<rayon::ThreadPool>> {
     Ok(p)
 }
 
-/// Run `f` over `0..k` on a pool of `n_threads` (0: `CAPSCALE_NUM_THREADS` or all cores).
-pub fn run_indexed<T: Send>(
-    k: usize,
-    n_threads: usize,
-    f: impl Fn(usize) -> T + Sync + Send,
-) -> CoreResult<Vec<T>> {
-    let threads = if n_threads > 0 {
+/// Run `f` inside the pool of `n_threads` threads (0: `CAPSCALE_NUM_THREADS` or all cores),
+/// so rayon's parallel iterators in `f` use that pool.
+pub fn install<R: Send>(n_threads: usize, f: impl FnOnce() -> R + Send) -> CoreResult<R> {
+    Ok(pool(resolve_threads(n_threads))?.install(f))
+}
+
+fn resolve_threads(n_threads: usize) -> usize {
+    if n_threads > 0 {
         n_threads
     } else {
         std::env::var("CAPSCALE_NUM_THREADS")
@@ -40,6 +41,14 @@ pub fn run_indexed<T: Send>(
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&t| t > 0)
             .unwrap_or(0)
-    };
-    Ok(pool(threads)?.install(|| (0..k).into_par_iter().map(&f).collect()))
+    }
+}
+
+/// Run `f` over `0..k` on a pool of `n_threads` (0: `CAPSCALE_NUM_THREADS` or all cores).
+pub fn run_indexed<T: Send>(
+    k: usize,
+    n_threads: usize,
+    f: impl Fn(usize) -> T + Sync + Send,
+) -> CoreResult<Vec<T>> {
+    Ok(pool(resolve_threads(n_threads))?.install(|| (0..k).into_par_iter().map(&f).collect()))
 }

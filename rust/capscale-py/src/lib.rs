@@ -7,6 +7,7 @@
 mod callbacks;
 mod errors;
 mod fit;
+mod quant;
 mod stats;
 
 use pyo3::prelude::*;
@@ -17,5 +18,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     fit::register(m)?;
     stats::register(m)?;
+    quant::register(m)?;
     Ok(())
 }

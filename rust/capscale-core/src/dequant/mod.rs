@@ -1,0 +1,12 @@
+//! Dequantization (and reference quantization) of LLM weight formats.
+//!
+//! * [`gguf`] — the GGUF/ggml block types: the type table and the threaded entry points.
+//! * [`half`] — exact f16/bf16 ↔ f32 conversions.
+//! * [`gguf_block32`] — 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4) and the
+//!   16-bit float types.
+//! * [`gguf_superblock`] — 256-element super-blocks (Q2_K … Q6_K, IQ4_XS, TQ1_0, TQ2_0).
+
+pub mod gguf;
+pub mod gguf_block32;
+pub mod gguf_superblock;
+pub mod half;
