@@ -13,8 +13,14 @@ fn array1<'py, T: numpy::Element>(
     want: &str,
 ) -> PyResult<PyReadonlyArray1<'py, T>> {
     obj.extract::<PyReadonlyArray1<'py, T>>().map_err(|_| {
-        let dtype = obj.getattr("dtype").map(|d| d.to_string()).unwrap_or_default();
-        let shape = obj.getattr("shape").map(|d| d.to_string()).unwrap_or_default();
+        let dtype = obj
+            .getattr("dtype")
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let shape = obj
+            .getattr("shape")
+            .map(|d| d.to_string())
+            .unwrap_or_default();
         InvalidInputError::new_err(format!(
             "{what} must be a 1-D {want} array, got dtype {dtype:?} with shape {shape}"
         ))
