@@ -587,15 +587,7 @@ fn check_lengths(ty: GgufType, n_bytes: usize, n_elems: usize, what: &str) -> Co
             ty.name()
         )));
     }
-    let ts = ty.type_size();
-    if n_bytes % ts != 0 {
-        return Err(CoreError::Truncated(format!(
-            "{n_bytes} bytes is not a whole number of {} blocks ({ts} bytes each): the buffer \
-             is truncated or of another type",
-            ty.name()
-        )));
-    }
-    let nb = n_bytes / ts;
+    let nb = super::gguf::n_blocks(ty, n_bytes)?;
     if n_elems != nb * QK_K {
         return Err(CoreError::Shape(format!(
             "{what} has {n_elems} elements, {nb} {} blocks hold {}",
