@@ -1,8 +1,10 @@
-"""Keep one section per benchmark script in bench/RESULTS.md (each script rewrites only its own
-section, between HTML comment markers, so the file always holds the latest figures of all)."""
+"""Helpers shared by the benchmark scripts: each script rewrites only its own section of
+bench/RESULTS.md (between HTML comment markers), so the file always holds the latest figures
+of all; and the machine description they print."""
 
 from __future__ import annotations
 
+import platform
 import re
 from pathlib import Path
 
@@ -27,3 +29,15 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> None:
             text = HEADER  # an old single-report file: start the sectioned layout
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where available)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -48,6 +48,7 @@ import scipy  # noqa: E402
 import scipy.optimize as so  # noqa: E402
 
 import capscale  # noqa: E402
+from _results import cpu_model  # noqa: E402
 from capscale.fit import bootstrap_indices  # noqa: E402
 from capscale.laws.families.obsscaling import (  # noqa: E402
     NON_GSM8K_BENCHMARKS,
@@ -238,17 +239,6 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         result = fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), result
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 import capscale
+from _results import cpu_model
 from capscale.stats import bootstrap_mean, paired_difference
 
 
@@ -42,17 +43,6 @@ def timed(fn, repeats: int = 1) -> tuple[float, object]:
         result = fn()
         best = min(best, time.perf_counter() - t)
     return best, result
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
