@@ -7,7 +7,10 @@
 mod callbacks;
 mod errors;
 mod fit;
+mod outbuf;
 mod quant;
+mod quant_affine;
+mod quant_packed;
 mod stats;
 
 use pyo3::prelude::*;
@@ -19,5 +22,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fit::register(m)?;
     stats::register(m)?;
     quant::register(m)?;
+    quant_packed::register(m)?;
+    quant_affine::register(m)?;
     Ok(())
 }
