@@ -56,3 +56,12 @@ def lre(estimate: np.ndarray, certified: np.ndarray) -> float:
         digits = -np.log10(np.abs(estimate - certified) / np.abs(certified))
     digits = np.nan_to_num(digits, nan=0.0, posinf=11.0)
     return float(np.clip(digits, 0.0, 11.0).min())
+
+
+# Hypothesis: the "ci" profile (derandomized, so CI runs are reproducible; no deadline, the
+# 2-core CI machine is noisy) is the default; `pytest --hypothesis-profile dev` explores more.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, max_examples=25, deadline=None)
+_hypothesis_settings.register_profile("dev", max_examples=300, deadline=None)
+_hypothesis_settings.load_profile("ci")

@@ -57,7 +57,7 @@ def test_bad_arguments() -> None:
         dequantize(np.zeros(4, dtype=np.int32), "Q4_0")
     with pytest.raises(ShapeError, match="holds 8 elements"):
         dequantize(np.zeros(16, dtype=np.uint8), "F32", shape=(2, 4))
-    with pytest.raises(InvalidInputError, match="float32 or float16"):
+    with pytest.raises(InvalidInputError, match="float32, float16 or bfloat16, got"):
         dequantize(np.zeros(4, dtype=np.uint8), "F32", dtype=np.int8)
     with pytest.raises(ShapeError, match="whole number of Q4_0 blocks"):
         quantize(np.zeros(33, dtype=np.float32), "Q4_0")
@@ -71,6 +71,6 @@ def test_native_bindings_name_a_wrong_array() -> None:
     from capscale import _native
 
     with pytest.raises(InvalidInputError, match='uint8 array, got dtype "int32"'):
-        _native.gguf_dequantize(np.zeros(4, dtype=np.int32), "Q4_0")
+        _native.gguf_dequantize(np.zeros(4, dtype=np.int32), "Q4_0", np.empty(0, np.float32))
     with pytest.raises(InvalidInputError, match=r"1-D float32 array.*shape \(2, 32\)"):
         _native.gguf_quantize(np.zeros((2, 32), dtype=np.float32), "Q4_0")

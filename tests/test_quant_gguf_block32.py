@@ -19,6 +19,8 @@ from gguf.quants import dequantize as ref_dequantize  # noqa: E402
 from gguf.quants import quantize as ref_quantize  # noqa: E402
 
 T = gguf.GGMLQuantizationType
+# An output array for native calls that fail before writing anything.
+EMPTY = np.empty(0, np.float32)
 
 # Byte offsets of each type's f16 fields (d, and m where there is a min); MXFP4's scale is an
 # E8M0 byte (every value valid), F16/BF16 are plain elements.
@@ -93,7 +95,7 @@ def assert_bit_exact(ours: np.ndarray, ref: np.ndarray, loose: np.ndarray | None
 
 
 def check_dequantize(raw: np.ndarray, name: str, n_threads: int = 0) -> np.ndarray:
-    ours = _native.gguf_dequantize(np.ascontiguousarray(raw).reshape(-1), name, n_threads)
+    ours = dequantize(raw, name, n_threads=n_threads)
     assert_bit_exact(ours, reference(raw, name), ambiguous_nan(raw, name))
     return ours
 
@@ -139,7 +141,7 @@ def test_mxfp4_every_e8m0_scale() -> None:
 def test_every_16_bit_pattern(name: str) -> None:
     # All 65536 bit patterns (subnormals, ±Inf, every NaN payload, signalling NaNs kept).
     raw = np.arange(1 << 16, dtype="<u2").view(np.uint8)
-    ours = _native.gguf_dequantize(raw, name)
+    ours = dequantize(raw, name)
     np.testing.assert_array_equal(ours.view(np.uint32), reference(raw, name).view(np.uint32))
 
 
@@ -149,7 +151,7 @@ def test_threads_and_task_tails_agree(name: str) -> None:
     n_blocks = 2053 * (256 if sizes(name)[0] == 1 else 1)
     raw = random_blocks(np.random.default_rng(TYPES.index(name)), name, 1, n_blocks)
     one = check_dequantize(raw, name, n_threads=1)
-    two = _native.gguf_dequantize(raw.reshape(-1), name, 2)
+    two = dequantize(raw.reshape(-1), name, n_threads=2)
     np.testing.assert_array_equal(two.view(np.uint32), one.view(np.uint32))
 
 
@@ -197,7 +199,7 @@ def test_quantize_is_byte_identical(name: str) -> None:
         np.testing.assert_array_equal(quantize(x, name), want.reshape(x.shape[0], -1))
     # our dequantization of our bytes equals gguf's of its bytes
     raw = want.reshape(x.shape[0], -1)
-    assert_bit_exact(_native.gguf_dequantize(ours, name), reference(raw, name))
+    assert_bit_exact(dequantize(ours, name), reference(raw, name))
 
 
 @pytest.mark.parametrize("name", [t for t in QUANTIZABLE if t not in ("F16", "BF16")])
@@ -274,11 +276,11 @@ RELATIVE_RMSE = {
 @pytest.mark.parametrize("name", QUANTIZABLE)
 def test_round_trip_error(name: str) -> None:
     x = (np.random.default_rng(8).standard_normal(64 * 1024) * 0.02).astype(np.float32)
-    back = _native.gguf_dequantize(_native.gguf_quantize(x, name), name)
+    back = dequantize(_native.gguf_quantize(x, name), name)
     rel = np.sqrt(np.mean((back - x) ** 2) / np.mean(x**2))
     assert rel <= 1.1 * RELATIVE_RMSE[name]
     # values already on the grid come back exactly (idempotent)
-    again = _native.gguf_dequantize(_native.gguf_quantize(back, name), name)
+    again = dequantize(_native.gguf_quantize(back, name), name)
     np.testing.assert_array_equal(again, back)
 
 
@@ -305,21 +307,21 @@ def test_quantize_property(name: str, scale: float, seed: int, n_blocks: int) ->
 def test_truncated_buffer_is_a_format_error(name: str) -> None:
     raw = np.zeros(2 * sizes(name)[1] + 1, dtype=np.uint8)
     with pytest.raises(FormatError, match=rf"not a whole number of {name} blocks.*truncated"):
-        _native.gguf_dequantize(raw, name)
+        _native.gguf_dequantize(raw, name, EMPTY)
     with pytest.raises(FormatError, match="truncated"):
         dequantize(raw, name)
 
 
 def test_unknown_type_name() -> None:
     with pytest.raises(UnknownNameError, match='unknown GGUF type "Q4_9"'):
-        _native.gguf_dequantize(np.zeros(18, np.uint8), "Q4_9")
+        _native.gguf_dequantize(np.zeros(18, np.uint8), "Q4_9", EMPTY)
     with pytest.raises(UnknownNameError, match="unknown GGUF type"):
         _native.gguf_quantize(np.zeros(32, np.float32), "MXFP5")
 
 
 def test_wrong_dtype_and_non_contiguous_arrays() -> None:
     with pytest.raises(ShapeError, match="contiguous 1-D uint8"):
-        _native.gguf_dequantize(np.zeros(36, np.uint8)[::2], "Q4_0")
+        _native.gguf_dequantize(np.zeros(36, np.uint8)[::2], "Q4_0", EMPTY)
     with pytest.raises(ShapeError, match="contiguous 1-D float32"):
         _native.gguf_quantize(np.zeros(64, np.float32)[::2], "Q4_0")
     with pytest.raises(InvalidInputError, match="uint8"):

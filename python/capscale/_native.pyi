@@ -9,6 +9,13 @@ import numpy.typing as npt
 __all__ = [
     "SolverOptions",
     "__version__",
+    "affine_conventions",
+    "affine_dequantize",
+    "affine_quantize",
+    "awq_dequantize",
+    "bnb_dequantize_4bit",
+    "bnb_dequantize_4bit_nested",
+    "bnb_dequantize_int8",
     "bootstrap_fit",
     "bootstrap_groups",
     "bootstrap_indices",
@@ -21,6 +28,7 @@ __all__ = [
     "gguf_dequantize",
     "gguf_quantize",
     "gguf_types",
+    "gptq_dequantize",
     "law_eval",
     "law_info",
     "law_names",
@@ -181,6 +189,115 @@ def clemscore_replicates(
 # -- weight formats ----------------------------------------------------------------------
 def gguf_types() -> list[tuple[str, int, int, int]]: ...
 def gguf_dequantize(
-    data: npt.NDArray[np.uint8], ty: str, n_threads: int = 0
-) -> npt.NDArray[np.float32]: ...
+    data: npt.NDArray[np.uint8],
+    ty: str,
+    out: npt.NDArray[np.float32] | npt.NDArray[np.uint16],
+    dtype: str = "float32",
+    n_threads: int = 0,
+    reused: bool = False,
+    stores: str = "auto",
+) -> None: ...
 def gguf_quantize(values: npt.NDArray[np.float32], ty: str) -> npt.NDArray[np.uint8]: ...
+
+# -- affine group quantization (quant/affine.py) -----------------------------------------
+def affine_quantize(
+    x: npt.NDArray[np.float32],
+    row_len: int,
+    convention: str,
+    bits: int,
+    group_size: int,
+    rounding: str,
+    eps: float,
+    allow_nonfinite: bool,
+    out: npt.NDArray[np.float32] | npt.NDArray[np.uint16] | None = None,
+    dtype: str = "float32",
+    codes: npt.NDArray[np.uint8] | None = None,
+    scales: npt.NDArray[np.float32] | None = None,
+    zeros: npt.NDArray[np.float32] | None = None,
+    n_threads: int = 0,
+) -> None: ...
+def affine_dequantize(
+    codes: npt.NDArray[np.uint8],
+    scales: npt.NDArray[np.float32],
+    zeros: npt.NDArray[np.float32],
+    row_len: int,
+    convention: str,
+    bits: int,
+    group_size: int,
+    out: npt.NDArray[np.float32] | npt.NDArray[np.uint16],
+    dtype: str = "float32",
+    n_threads: int = 0,
+) -> None: ...
+def affine_conventions() -> list[tuple[str, float, bool, bool]]: ...
+
+# -- end of affine group quantization ----------------------------------------------------
+
+# -- bitsandbytes, GPTQ, AWQ (quant/bnb.py, quant/gptq.py) -------------------------------
+_OutBuf = npt.NDArray[np.float32] | npt.NDArray[np.uint16]
+
+def bnb_dequantize_4bit(
+    packed: npt.NDArray[np.uint8],
+    absmax: npt.NDArray[np.float32],
+    quant_map: npt.NDArray[np.float32],
+    blocksize: int,
+    n: int,
+    out: _OutBuf,
+    dtype: str = "float32",
+    n_threads: int = 0,
+    reused: bool = False,
+) -> None: ...
+def bnb_dequantize_4bit_nested(
+    packed: npt.NDArray[np.uint8],
+    qabsmax: npt.NDArray[np.uint8],
+    absmax2: npt.NDArray[np.float32],
+    quant_map2: npt.NDArray[np.float32],
+    blocksize2: int,
+    offset: float,
+    quant_map: npt.NDArray[np.float32],
+    blocksize: int,
+    n: int,
+    out: _OutBuf,
+    dtype: str = "float32",
+    n_threads: int = 0,
+    reused: bool = False,
+) -> None: ...
+def bnb_dequantize_int8(
+    weight: npt.NDArray[np.int8],
+    scb: npt.NDArray[np.float32],
+    cols: int,
+    out: _OutBuf,
+    dtype: str = "float32",
+    n_threads: int = 0,
+    reused: bool = False,
+) -> None: ...
+def gptq_dequantize(
+    qweight: npt.NDArray[np.int32],
+    qzeros: npt.NDArray[np.int32],
+    scales: npt.NDArray[np.float32] | npt.NDArray[np.uint16],
+    g_idx: npt.NDArray[np.int32],
+    bits: int,
+    in_features: int,
+    out_features: int,
+    n_groups: int,
+    zero_offset: int,
+    out: _OutBuf,
+    dtype: str = "float32",
+    scales_f16: bool = False,
+    n_threads: int = 0,
+    reused: bool = False,
+) -> None: ...
+def awq_dequantize(
+    qweight: npt.NDArray[np.int32],
+    qzeros: npt.NDArray[np.int32],
+    scales: npt.NDArray[np.float32] | npt.NDArray[np.uint16],
+    in_features: int,
+    out_features: int,
+    group_size: int,
+    out: _OutBuf,
+    dtype: str = "float32",
+    scales_f16: bool = False,
+    n_threads: int = 0,
+    reused: bool = False,
+) -> None: ...
+
+# -- end of bitsandbytes, GPTQ, AWQ ------------------------------------------------------

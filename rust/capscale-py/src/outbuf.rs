@@ -9,10 +9,9 @@
 use crate::errors::{IntoPyResult, InvalidInputError, ShapeError};
 use capscale_core::dequant::output::{as_bf16_mut, as_f16_mut, OutSlice};
 use capscale_core::CoreResult;
-use numpy::PyReadwriteArrayDyn;
+use numpy::{PyArrayDyn, PyArrayMethods};
 use pyo3::prelude::*;
 
-#[allow(dead_code)] // used by the dequantization bindings as they move to it
 /// Run `fill` on the output array `out` (dtype name `dtype`, `n` elements), GIL released.
 pub fn with_out<'py, R: Send>(
     py: Python<'py>,
@@ -30,6 +29,11 @@ pub fn with_out<'py, R: Send>(
             "out must be a writeable C-contiguous {want} array for dtype {dtype:?}, got {got}"
         ))
     };
+    let read_only = || {
+        InvalidInputError::new_err(format!(
+            "out must be a writeable C-contiguous array for dtype {dtype:?}: it is read-only"
+        ))
+    };
     let check_len = |len: usize| {
         if len == n {
             Ok(())
@@ -41,17 +45,22 @@ pub fn with_out<'py, R: Send>(
     };
     match dtype {
         "float32" => {
+            // try_readwrite, not extract: extracting a read-only array panics in rust-numpy
             let mut arr = out
-                .extract::<PyReadwriteArrayDyn<'py, f32>>()
-                .map_err(|_| bad("float32"))?;
+                .cast::<PyArrayDyn<f32>>()
+                .map_err(|_| bad("float32"))?
+                .try_readwrite()
+                .map_err(|_| read_only())?;
             let dst = arr.as_slice_mut().map_err(|_| bad("float32"))?;
             check_len(dst.len())?;
             py.detach(|| fill(OutSlice::F32(dst))).py()
         }
         "float16" | "bfloat16" => {
             let mut arr = out
-                .extract::<PyReadwriteArrayDyn<'py, u16>>()
-                .map_err(|_| bad("uint16 (bit patterns)"))?;
+                .cast::<PyArrayDyn<u16>>()
+                .map_err(|_| bad("uint16 (bit patterns)"))?
+                .try_readwrite()
+                .map_err(|_| read_only())?;
             let dst = arr
                 .as_slice_mut()
                 .map_err(|_| bad("uint16 (bit patterns)"))?;

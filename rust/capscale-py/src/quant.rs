@@ -1,8 +1,9 @@
-//! Bindings of `capscale_core::dequant`: GGUF block types (outputs allocated by NumPy and
-//! filled with the GIL released).
+//! Bindings of `capscale_core::dequant`: GGUF block types (outputs allocated by NumPy on the
+//! Python side, or the caller's `out=` array, and filled with the GIL released).
 
 use crate::errors::{IntoPyResult, InvalidInputError, ShapeError};
-use capscale_core::dequant::gguf::{self, GgufType};
+use crate::outbuf::with_out;
+use capscale_core::dequant::gguf::{self, GgufType, Stores};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 
@@ -36,31 +37,31 @@ fn gguf_types() -> Vec<(&'static str, u32, usize, usize)> {
         .collect()
 }
 
-/// Dequantize a flat buffer of whole `ty` blocks into float32.
+/// Dequantize a flat buffer of whole `ty` blocks into `out` (a NumPy-allocated, C-contiguous
+/// float32 array, or uint16 for float16/bfloat16 bit patterns), GIL released. `reused` says
+/// whether `out` is a caller's buffer (pages already mapped), for the `"auto"` store choice.
 #[pyfunction]
-#[pyo3(signature = (data, ty, n_threads=0))]
+#[pyo3(signature = (data, ty, out, dtype="float32", n_threads=0, reused=false, stores="auto"))]
 fn gguf_dequantize<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     ty: &str,
+    out: &Bound<'py, PyAny>,
+    dtype: &str,
     n_threads: usize,
-) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    reused: bool,
+    stores: &str,
+) -> PyResult<()> {
     let ty = GgufType::from_name(ty).py()?;
+    let stores = Stores::from_name(stores, reused).py()?;
     let data = array1::<u8>(data, "data", "uint8")?;
     let src = data
         .as_slice()
         .map_err(|_| ShapeError::new_err("data must be a contiguous 1-D uint8 array"))?;
     let n = gguf::n_blocks(ty, src.len()).py()? * ty.block_size();
-    let out = PyArray1::<f32>::zeros(py, n, false);
-    {
-        let mut view = out.readwrite();
-        let dst = view
-            .as_slice_mut()
-            .map_err(|_| ShapeError::new_err("internal: output array is not contiguous"))?;
-        py.detach(|| gguf::dequantize(ty, src, dst, n_threads))
-            .py()?;
-    }
-    Ok(out)
+    with_out(py, out, dtype, n, |dst| {
+        gguf::dequantize_into(ty, src, dst, n_threads, stores)
+    })
 }
 
 /// Quantize float32 values (a whole number of `ty` blocks) with the reference quantizer.

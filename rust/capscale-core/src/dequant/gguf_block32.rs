@@ -1,5 +1,6 @@
-//! 32-element GGUF blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4) and the 16-bit float
-//! types (F16, BF16): dequantization and the reference (round-to-nearest) quantizers.
+//! 32-element GGUF blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4) and the float types
+//! (F32, F16, BF16): dequantization into f32, f16 or bf16, and the reference
+//! (round-to-nearest) quantizers.
 //!
 //! Every kernel mirrors the float32 operation order of gguf-py's `gguf/quants.py` (which is
 //! bit-identical with ggml's `dequantize_row_*` / `quantize_row_*_ref`):
@@ -7,17 +8,18 @@
 //! * dequantization is `d·q` (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4) or `(d·q) + m` (Q4_1, Q5_1) in
 //!   f32. Every product is exact (11-bit scale × ≤ 7-bit integer), so only the add rounds, and
 //!   Inf/NaN scales propagate exactly as in the reference (`Inf·0 = NaN`, NaN payloads kept).
+//!   An f16 or bf16 output rounds that exact f32 value once (nearest even).
 //! * quantization repeats gguf-py's f32 arithmetic step by step (`max / -8`, `1/d`,
 //!   `trunc(x·id + 8.5)`, `np_roundf`, the f32 `log2` of MXFP4), NumPy's float→uint8 cast
 //!   (truncate to int32, keep the low byte; out of range or NaN → 0) and NumPy's
 //!   `astype(float16)` (round to nearest even; NaN payloads kept without forcing them quiet).
 //!
 //! Speed: the portable kernels work on fixed-size blocks with constant trip counts (no bounds
-//! checks in the inner loops, so they vectorise); on x86-64 with AVX2 + F16C the 4/5/8-bit types
-//! use explicit intrinsics (nibbles → `pshufb` codebook/offset lookup → widen → convert →
-//! multiply), F16 uses `vcvtph2ps` (with signalling NaNs kept signalling, as NumPy does), and
-//! [`dequantize_blocks_streaming`] offers the same kernels with non-temporal stores for outputs
-//! far larger than the last-level cache.
+//! checks in the inner loops, so they vectorise); on x86-64 with AVX2 + F16C the kernels use
+//! explicit intrinsics (nibbles → `pshufb` codebook/offset lookup → widen → convert →
+//! multiply → round into the output type), F16 uses `vcvtph2ps` (with signalling NaNs kept
+//! signalling, as NumPy does), and [`dequantize_blocks_into`] offers plain or non-temporal
+//! stores (for outputs far larger than the last-level cache).
 //!
 //! NaN payloads: when `d·q` and `m` of a Q4_1/Q5_1 block are both NaN (m NaN, d NaN or ±Inf),
 //! which payload the sum keeps is not defined (gguf-py itself returns either one depending on
@@ -25,6 +27,8 @@
 
 use super::gguf::GgufType;
 use super::half::{f16_to_f32, f32_to_f16};
+use super::output::OutElem;
+use super::simd::Out;
 use crate::error::{CoreError, CoreResult};
 
 /// Elements per block.
@@ -86,18 +90,18 @@ fn f16_to_f32_branchless(h: u16) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Portable kernels (one block in, 32 floats out).
+// Portable kernels (one block in, 32 values out, each rounded once into the output type `O`).
 // ---------------------------------------------------------------------------------------------
 
 /// Blocks of `TS` bytes and their 32 outputs as fixed-size arrays.
 #[inline(always)]
-fn for_blocks<const TS: usize>(
+fn for_blocks<const TS: usize, O: OutElem>(
     src: &[u8],
-    dst: &mut [f32],
-    mut f: impl FnMut(&[u8; TS], &mut [f32; QK]),
+    dst: &mut [O],
+    mut f: impl FnMut(&[u8; TS], &mut [O; QK]),
 ) {
     for (s, d) in src.chunks_exact(TS).zip(dst.chunks_exact_mut(QK)) {
-        if let (Ok(s), Ok(d)) = (<&[u8; TS]>::try_from(s), <&mut [f32; QK]>::try_from(d)) {
+        if let (Ok(s), Ok(d)) = (<&[u8; TS]>::try_from(s), <&mut [O; QK]>::try_from(d)) {
             f(s, d);
         }
     }
@@ -108,34 +112,34 @@ fn for_blocks<const TS: usize>(
 /// `d·T[k]` would let the compiler fold `d·1` to `d`, which keeps a signalling NaN signalling
 /// where the reference's multiplication quiets it.
 #[inline(always)]
-fn lut4(qs: &[u8], d: f32, table: &[i8; 16], y: &mut [f32; QK]) {
+fn lut4<O: OutElem>(qs: &[u8], d: f32, table: &[i8; 16], y: &mut [O; QK]) {
     let (lo, hi) = y.split_at_mut(16);
     for ((l, h), &q) in lo.iter_mut().zip(hi.iter_mut()).zip(qs) {
-        *l = d * table[(q & 0xF) as usize] as f32;
-        *h = d * table[(q >> 4) as usize] as f32;
+        *l = O::from_f32(d * table[(q & 0xF) as usize] as f32);
+        *h = O::from_f32(d * table[(q >> 4) as usize] as f32);
     }
 }
 
 /// Q4_0: d @0, qs[16] @2; y = d·(q − 8).
 #[inline(always)]
-fn block_q4_0(b: &[u8; 18], y: &mut [f32; QK]) {
+fn block_q4_0<O: OutElem>(b: &[u8; 18], y: &mut [O; QK]) {
     let d = f16_le(b[0], b[1]);
     let (lo, hi) = y.split_at_mut(16);
     for ((l, h), &q) in lo.iter_mut().zip(hi.iter_mut()).zip(&b[2..18]) {
-        *l = d * ((q & 0xF) as i32 - 8) as f32;
-        *h = d * ((q >> 4) as i32 - 8) as f32;
+        *l = O::from_f32(d * ((q & 0xF) as i32 - 8) as f32);
+        *h = O::from_f32(d * ((q >> 4) as i32 - 8) as f32);
     }
 }
 
 /// Q4_1: d @0, m @2, qs[16] @4; y = (d·q) + m.
 #[inline(always)]
-fn block_q4_1(b: &[u8; 20], y: &mut [f32; QK]) {
+fn block_q4_1<O: OutElem>(b: &[u8; 20], y: &mut [O; QK]) {
     let d = f16_le(b[0], b[1]);
     let m = f16_le(b[2], b[3]);
     let (lo, hi) = y.split_at_mut(16);
     for ((l, h), &q) in lo.iter_mut().zip(hi.iter_mut()).zip(&b[4..20]) {
-        *l = d * (q & 0xF) as f32 + m;
-        *h = d * (q >> 4) as f32 + m;
+        *l = O::from_f32(d * (q & 0xF) as f32 + m);
+        *h = O::from_f32(d * (q >> 4) as f32 + m);
     }
 }
 
@@ -153,88 +157,99 @@ fn q5_values(qh: u32, qs: &[u8]) -> [u8; QK] {
 
 /// Q5_0: d @0, qh u32 @2, qs[16] @6; y = d·(q − 16).
 #[inline(always)]
-fn block_q5_0(b: &[u8; 22], y: &mut [f32; QK]) {
+fn block_q5_0<O: OutElem>(b: &[u8; 22], y: &mut [O; QK]) {
     let d = f16_le(b[0], b[1]);
     let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
     let v = q5_values(qh, &b[6..22]);
     for (o, &q) in y.iter_mut().zip(&v) {
-        *o = d * (q as i32 - 16) as f32;
+        *o = O::from_f32(d * (q as i32 - 16) as f32);
     }
 }
 
 /// Q5_1: d @0, m @2, qh u32 @4, qs[16] @8; y = (d·q) + m.
 #[inline(always)]
-fn block_q5_1(b: &[u8; 24], y: &mut [f32; QK]) {
+fn block_q5_1<O: OutElem>(b: &[u8; 24], y: &mut [O; QK]) {
     let d = f16_le(b[0], b[1]);
     let m = f16_le(b[2], b[3]);
     let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
     let v = q5_values(qh, &b[8..24]);
     for (o, &q) in y.iter_mut().zip(&v) {
-        *o = d * q as f32 + m;
+        *o = O::from_f32(d * q as f32 + m);
     }
 }
 
 /// Q8_0: d @0, qs i8[32] @2; y = q·d.
 #[inline(always)]
-fn block_q8_0(b: &[u8; 34], y: &mut [f32; QK]) {
+fn block_q8_0<O: OutElem>(b: &[u8; 34], y: &mut [O; QK]) {
     let d = f16_le(b[0], b[1]);
     for (o, &q) in y.iter_mut().zip(&b[2..34]) {
-        *o = (q as i8) as f32 * d;
+        *o = O::from_f32((q as i8) as f32 * d);
     }
 }
 
 /// IQ4_NL: d @0, qs[16] @2; y = d·K[nibble].
 #[inline(always)]
-fn block_iq4_nl(b: &[u8; 18], y: &mut [f32; QK]) {
+fn block_iq4_nl<O: OutElem>(b: &[u8; 18], y: &mut [O; QK]) {
     lut4(&b[2..18], f16_le(b[0], b[1]), &KVALUES_IQ4NL, y);
 }
 
 /// MXFP4: e (E8M0) @0, qs[16] @1; y = 2^(e−128)·KF[nibble].
 #[inline(always)]
-fn block_mxfp4(b: &[u8; 17], y: &mut [f32; QK]) {
+fn block_mxfp4<O: OutElem>(b: &[u8; 17], y: &mut [O; QK]) {
     lut4(&b[1..17], e8m0_to_f32_half(b[0]), &KVALUES_MXFP4, y);
+}
+
+/// F32 elements (4 bytes each).
+#[inline(always)]
+fn dequant_f32<O: OutElem>(src: &[u8], dst: &mut [O]) {
+    for (o, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+        if let Ok(b) = <[u8; 4]>::try_from(b) {
+            *o = O::from_f32(f32::from_le_bytes(b));
+        }
+    }
 }
 
 /// F16 elements (2 bytes each).
 #[inline(always)]
-fn dequant_f16(src: &[u8], dst: &mut [f32]) {
+fn dequant_f16<O: OutElem>(src: &[u8], dst: &mut [O]) {
     for (o, h) in dst.iter_mut().zip(src.chunks_exact(2)) {
         if let Ok(h) = <[u8; 2]>::try_from(h) {
-            *o = f16_to_f32_branchless(u16::from_le_bytes(h));
+            *o = O::from_f32(f16_to_f32_branchless(u16::from_le_bytes(h)));
         }
     }
 }
 
 /// BF16 elements: the f32 bits are the u16 shifted left by 16.
 #[inline(always)]
-fn dequant_bf16(src: &[u8], dst: &mut [f32]) {
+fn dequant_bf16<O: OutElem>(src: &[u8], dst: &mut [O]) {
     for (o, h) in dst.iter_mut().zip(src.chunks_exact(2)) {
         if let Ok(h) = <[u8; 2]>::try_from(h) {
-            *o = f32::from_bits((u16::from_le_bytes(h) as u32) << 16);
+            *o = O::from_f32(f32::from_bits((u16::from_le_bytes(h) as u32) << 16));
         }
     }
 }
 
 /// Portable dequantization of whole blocks (lengths checked by the caller).
 #[inline(always)]
-fn dequant_portable(ty: GgufType, src: &[u8], dst: &mut [f32]) {
+fn dequant_portable<O: OutElem>(ty: GgufType, src: &[u8], dst: &mut [O]) {
     match ty {
+        GgufType::F32 => dequant_f32(src, dst),
         GgufType::F16 => dequant_f16(src, dst),
         GgufType::BF16 => dequant_bf16(src, dst),
-        GgufType::Q4_0 => for_blocks::<18>(src, dst, block_q4_0),
-        GgufType::Q4_1 => for_blocks::<20>(src, dst, block_q4_1),
-        GgufType::Q5_0 => for_blocks::<22>(src, dst, block_q5_0),
-        GgufType::Q5_1 => for_blocks::<24>(src, dst, block_q5_1),
-        GgufType::Q8_0 => for_blocks::<34>(src, dst, block_q8_0),
-        GgufType::IQ4_NL => for_blocks::<18>(src, dst, block_iq4_nl),
-        GgufType::MXFP4 => for_blocks::<17>(src, dst, block_mxfp4),
+        GgufType::Q4_0 => for_blocks::<18, O>(src, dst, block_q4_0),
+        GgufType::Q4_1 => for_blocks::<20, O>(src, dst, block_q4_1),
+        GgufType::Q5_0 => for_blocks::<22, O>(src, dst, block_q5_0),
+        GgufType::Q5_1 => for_blocks::<24, O>(src, dst, block_q5_1),
+        GgufType::Q8_0 => for_blocks::<34, O>(src, dst, block_q8_0),
+        GgufType::IQ4_NL => for_blocks::<18, O>(src, dst, block_iq4_nl),
+        GgufType::MXFP4 => for_blocks::<17, O>(src, dst, block_mxfp4),
         _ => {}
     }
 }
 
 /// The portable kernels, not inlined (the reference the AVX2 path is tested against).
 #[cfg_attr(not(test), allow(dead_code))]
-fn dequant_portable_outlined(ty: GgufType, src: &[u8], dst: &mut [f32]) {
+fn dequant_portable_outlined<O: OutElem>(ty: GgufType, src: &[u8], dst: &mut [O]) {
     dequant_portable(ty, src, dst)
 }
 
@@ -244,45 +259,13 @@ fn dequant_portable_outlined(ty: GgufType, src: &[u8], dst: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    //! Every helper carries `#[target_feature(enable = "avx2")]` and there are no closures:
-    //! a closure does not inherit its function's target features, and the intrinsics it calls
-    //! would then not be inlined.
+    //! Every helper carries `#[target_feature(enable = "avx2,f16c")]` and there are no
+    //! closures: a closure does not inherit its function's target features, and the
+    //! intrinsics it calls would then not be inlined.
 
     use super::*;
+    use crate::dequant::simd::x86::{fence, put16, store16, store8};
     use std::arch::x86_64::*;
-
-    /// Store 8 floats at `out`: plain unaligned stores, or (`NT`) two 16-byte non-temporal
-    /// stores, which need `out` 16-byte aligned.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn store8<const NT: bool>(out: *mut f32, v: __m256) {
-        if NT {
-            _mm_stream_ps(out, _mm256_castps256_ps128(v));
-            _mm_stream_ps(out.add(4), _mm256_extractf128_ps::<1>(v));
-        } else {
-            _mm256_storeu_ps(out, v);
-        }
-    }
-
-    /// Store 16 signed bytes as `d·v` (then `+ m` when `MIN`) into `out[0..16]`.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn emit16<const MIN: bool, const NT: bool>(
-        v: __m128i,
-        d: __m256,
-        m: __m256,
-        out: *mut f32,
-    ) {
-        let a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-        let b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(v, v)));
-        let (mut a, mut b) = (_mm256_mul_ps(d, a), _mm256_mul_ps(d, b));
-        if MIN {
-            a = _mm256_add_ps(a, m);
-            b = _mm256_add_ps(b, m);
-        }
-        store8::<NT>(out, a);
-        store8::<NT>(out.add(8), b);
-    }
 
     /// Low and high nibbles of 16 bytes.
     #[target_feature(enable = "avx2")]
@@ -315,9 +298,10 @@ mod avx2 {
     /// Split-halves 4-bit blocks of `TS` bytes with the 16 packed bytes at `QS`, values
     /// through the 16-byte `table` (`pshufb`); the scale is an E8M0 byte at 0 when `E8M0`,
     /// else an f16 at 0, followed by an f16 min at 2 when `MIN`.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn nib4<
+        O: Out,
         const TS: usize,
         const QS: usize,
         const E8M0: bool,
@@ -325,7 +309,7 @@ mod avx2 {
         const NT: bool,
     >(
         src: &[u8],
-        dst: &mut [f32],
+        dst: &mut [O],
         table: &[i8; 16],
     ) {
         let t = _mm_loadu_si128(table.as_ptr().cast());
@@ -342,16 +326,17 @@ mod avx2 {
             let (d, m) = (_mm256_set1_ps(d), _mm256_set1_ps(m));
             let (lo, hi) = nibbles(_mm_loadu_si128(b.as_ptr().add(QS).cast()));
             let out = y.as_mut_ptr();
-            emit16::<MIN, NT>(_mm_shuffle_epi8(t, lo), d, m, out);
-            emit16::<MIN, NT>(_mm_shuffle_epi8(t, hi), d, m, out.add(16));
+            put16::<O, NT, false, MIN>(out, _mm_shuffle_epi8(t, lo), d, m);
+            put16::<O, NT, false, MIN>(out.add(16), _mm_shuffle_epi8(t, hi), d, m);
         }
     }
 
     /// Q5 blocks of `TS` bytes: d (and m when `MIN`) first, qh u32 at `QH`, qs at `QS`;
     /// `offset` is subtracted from the 5-bit values (16 for Q5_0, 0 for Q5_1).
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn q5<
+        O: Out,
         const TS: usize,
         const QH: usize,
         const QS: usize,
@@ -359,7 +344,7 @@ mod avx2 {
         const NT: bool,
     >(
         src: &[u8],
-        dst: &mut [f32],
+        dst: &mut [O],
         offset: i8,
     ) {
         let off = _mm_set1_epi8(offset);
@@ -375,15 +360,15 @@ mod avx2 {
             let lo = _mm_sub_epi8(_mm_or_si128(lo, hlo), off);
             let hi = _mm_sub_epi8(_mm_or_si128(hi, hhi), off);
             let out = y.as_mut_ptr();
-            emit16::<MIN, NT>(lo, d, m, out);
-            emit16::<MIN, NT>(hi, d, m, out.add(16));
+            put16::<O, NT, false, MIN>(out, lo, d, m);
+            put16::<O, NT, false, MIN>(out.add(16), hi, d, m);
         }
     }
 
     /// Q8_0 blocks: d @0, 32 signed bytes @2; `q·d`.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn q8_0<const NT: bool>(src: &[u8], dst: &mut [f32]) {
+    unsafe fn q8_0<O: Out, const NT: bool>(src: &[u8], dst: &mut [O]) {
         for (b, y) in src.chunks_exact(34).zip(dst.chunks_exact_mut(QK)) {
             if b.len() < 34 || y.len() < QK {
                 continue; // never (see nib4)
@@ -391,53 +376,78 @@ mod avx2 {
             let d = _mm256_set1_ps(f16_le(b[0], b[1]));
             let p = b.as_ptr().add(2);
             let out = y.as_mut_ptr();
-            for k in 0..4 {
-                let v = _mm_loadl_epi64(p.add(8 * k).cast());
+            for k in 0..2 {
+                let v = _mm_loadu_si128(p.add(16 * k).cast());
                 let x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-                store8::<NT>(out.add(8 * k), _mm256_mul_ps(x, d));
+                let y = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(v, v)));
+                store16::<O, NT>(out.add(16 * k), _mm256_mul_ps(x, d), _mm256_mul_ps(y, d));
             }
         }
     }
 
-    /// F16 elements, 8 at a time, with F16C's `vcvtph2ps` (exact, subnormals included). It
+    /// F32 elements, 8 at a time.
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn f32s<O: Out, const NT: bool>(src: &[u8], dst: &mut [O]) {
+        let mut s = src.chunks_exact(32);
+        let mut d = dst.chunks_exact_mut(8);
+        for (x, y) in (&mut s).zip(&mut d) {
+            if x.len() < 32 || y.len() < 8 {
+                continue; // never
+            }
+            store8::<O, NT>(y.as_mut_ptr(), _mm256_loadu_ps(x.as_ptr().cast()));
+        }
+        dequant_f32(s.remainder(), d.into_remainder());
+    }
+
+    /// F16 elements, 16 at a time, with F16C's `vcvtph2ps` (exact, subnormals included). It
     /// quiets signalling NaNs, which NumPy's `astype` keeps, so the quiet bit of a NaN lane is
     /// put back to the f16's own bit 9.
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn f16<const NT: bool>(src: &[u8], dst: &mut [f32]) {
-        let quiet = _mm256_set1_epi32(0x0040_0000);
-        let mut s = src.chunks_exact(16);
-        let mut d = dst.chunks_exact_mut(8);
-        for (h, y) in (&mut s).zip(&mut d) {
-            if h.len() < 16 || y.len() < 8 {
-                continue; // never
-            }
-            let h = _mm_loadu_si128(h.as_ptr().cast());
+    unsafe fn f16<O: Out, const NT: bool>(src: &[u8], dst: &mut [O]) {
+        /// 8 f16 → 8 f32, signalling NaNs kept signalling.
+        #[target_feature(enable = "avx2,f16c")]
+        #[inline]
+        unsafe fn widen(h: __m128i) -> __m256 {
             let f = _mm256_cvtph_ps(h);
             let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(f, f));
             // Bit 22 set where the f16's quiet bit (9) is clear.
+            let quiet = _mm256_set1_epi32(0x0040_0000);
             let signalling =
                 _mm256_andnot_si256(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 13), quiet);
-            let fix = _mm256_and_si256(nan, signalling);
-            store8::<NT>(y.as_mut_ptr(), _mm256_xor_ps(f, _mm256_castsi256_ps(fix)));
+            _mm256_xor_ps(f, _mm256_castsi256_ps(_mm256_and_si256(nan, signalling)))
+        }
+        let mut s = src.chunks_exact(32);
+        let mut d = dst.chunks_exact_mut(16);
+        for (h, y) in (&mut s).zip(&mut d) {
+            if h.len() < 32 || y.len() < 16 {
+                continue; // never
+            }
+            let a = _mm_loadu_si128(h.as_ptr().cast());
+            let b = _mm_loadu_si128(h.as_ptr().add(16).cast());
+            store16::<O, NT>(y.as_mut_ptr(), widen(a), widen(b));
         }
         dequant_f16(s.remainder(), d.into_remainder());
     }
 
-    /// BF16 elements, 8 at a time: widen, shift left by 16.
-    #[target_feature(enable = "avx2")]
+    /// BF16 elements, 16 at a time: widen, shift left by 16.
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn bf16<const NT: bool>(src: &[u8], dst: &mut [f32]) {
-        let mut s = src.chunks_exact(16);
-        let mut d = dst.chunks_exact_mut(8);
+    unsafe fn bf16<O: Out, const NT: bool>(src: &[u8], dst: &mut [O]) {
+        let mut s = src.chunks_exact(32);
+        let mut d = dst.chunks_exact_mut(16);
         for (h, y) in (&mut s).zip(&mut d) {
-            if h.len() < 16 || y.len() < 8 {
+            if h.len() < 32 || y.len() < 16 {
                 continue; // never
             }
-            let w = _mm256_cvtepu16_epi32(_mm_loadu_si128(h.as_ptr().cast()));
-            store8::<NT>(
+            let a = _mm256_cvtepu16_epi32(_mm_loadu_si128(h.as_ptr().cast()));
+            let b = _mm256_cvtepu16_epi32(_mm_loadu_si128(h.as_ptr().add(16).cast()));
+            let (a, b) = (_mm256_slli_epi32(a, 16), _mm256_slli_epi32(b, 16));
+            store16::<O, NT>(
                 y.as_mut_ptr(),
-                _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)),
+                _mm256_castsi256_ps(a),
+                _mm256_castsi256_ps(b),
             );
         }
         dequant_bf16(s.remainder(), d.into_remainder());
@@ -446,22 +456,25 @@ mod avx2 {
     /// Dequantize whole blocks with AVX2 and F16C (lengths checked by the caller); `NT`:
     /// non-temporal stores, `dst` must then be 16-byte aligned.
     #[target_feature(enable = "avx2,f16c")]
-    pub(super) unsafe fn dequantize<const NT: bool>(ty: GgufType, src: &[u8], dst: &mut [f32]) {
+    pub(super) unsafe fn dequantize<O: Out, const NT: bool>(
+        ty: GgufType,
+        src: &[u8],
+        dst: &mut [O],
+    ) {
         match ty {
-            GgufType::F16 => f16::<NT>(src, dst),
-            GgufType::BF16 => bf16::<NT>(src, dst),
-            GgufType::Q4_0 => nib4::<18, 2, false, false, NT>(src, dst, &OFFSET8),
-            GgufType::IQ4_NL => nib4::<18, 2, false, false, NT>(src, dst, &KVALUES_IQ4NL),
-            GgufType::MXFP4 => nib4::<17, 1, true, false, NT>(src, dst, &KVALUES_MXFP4),
-            GgufType::Q4_1 => nib4::<20, 4, false, true, NT>(src, dst, &IDENTITY16),
-            GgufType::Q5_0 => q5::<22, 2, 6, false, NT>(src, dst, 16),
-            GgufType::Q5_1 => q5::<24, 4, 8, true, NT>(src, dst, 0),
-            GgufType::Q8_0 => q8_0::<NT>(src, dst),
+            GgufType::F32 => f32s::<O, NT>(src, dst),
+            GgufType::F16 => f16::<O, NT>(src, dst),
+            GgufType::BF16 => bf16::<O, NT>(src, dst),
+            GgufType::Q4_0 => nib4::<O, 18, 2, false, false, NT>(src, dst, &OFFSET8),
+            GgufType::IQ4_NL => nib4::<O, 18, 2, false, false, NT>(src, dst, &KVALUES_IQ4NL),
+            GgufType::MXFP4 => nib4::<O, 17, 1, true, false, NT>(src, dst, &KVALUES_MXFP4),
+            GgufType::Q4_1 => nib4::<O, 20, 4, false, true, NT>(src, dst, &IDENTITY16),
+            GgufType::Q5_0 => q5::<O, 22, 2, 6, false, NT>(src, dst, 16),
+            GgufType::Q5_1 => q5::<O, 24, 4, 8, true, NT>(src, dst, 0),
+            GgufType::Q8_0 => q8_0::<O, NT>(src, dst),
             _ => {}
         }
-        if NT {
-            _mm_sfence();
-        }
+        fence::<NT>();
     }
 }
 
@@ -472,7 +485,8 @@ mod avx2 {
 /// `InvalidArgument` unless `ty` is one of this module's types.
 fn check_type(ty: GgufType) -> CoreResult<()> {
     match ty {
-        GgufType::F16
+        GgufType::F32
+        | GgufType::F16
         | GgufType::BF16
         | GgufType::Q4_0
         | GgufType::Q4_1
@@ -482,70 +496,68 @@ fn check_type(ty: GgufType) -> CoreResult<()> {
         | GgufType::IQ4_NL
         | GgufType::MXFP4 => Ok(()),
         other => Err(CoreError::InvalidArgument(format!(
-            "{} is not a 32-element block type or a 16-bit float type",
+            "{} is not a 32-element block type or a float type",
             other.name()
         ))),
     }
 }
 
-/// Check `ty` and that `src` (whole blocks) and `dst` hold the same number of blocks.
-fn check_dequant_lengths(ty: GgufType, src: &[u8], dst: &[f32]) -> CoreResult<()> {
+/// Check `ty` and that `src` (whole blocks) and `dst` (`n_dst` elements) hold the same number
+/// of blocks.
+fn check_dequant_lengths(ty: GgufType, src: &[u8], n_dst: usize) -> CoreResult<()> {
     check_type(ty)?;
     let nb = super::gguf::n_blocks(ty, src.len())?;
     let n = nb * ty.block_size();
-    if dst.len() != n {
+    if n_dst != n {
         return Err(CoreError::Shape(format!(
-            "output has {} elements, {nb} {} blocks hold {n}",
-            dst.len(),
+            "output has {n_dst} elements, {nb} {} blocks hold {n}",
             ty.name()
         )));
     }
     Ok(())
 }
 
-/// Whether the AVX2 + F16C kernels can run.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn has_avx2_f16c() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
+/// Dequantize whole blocks of `ty` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL,
+/// MXFP4) into float32: `src.len()` a multiple of the type's byte size,
+/// `dst.len() == n_blocks·block_size`. Bit-identical with gguf-py's `dequantize` (and ggml's
+/// `dequantize_row_*`), Inf/NaN scales and subnormals included.
+pub fn dequantize_blocks(ty: GgufType, src: &[u8], dst: &mut [f32]) -> CoreResult<()> {
+    dequantize_blocks_into(ty, src, dst, false)
 }
 
-/// Dequantize whole blocks of `ty` (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4):
-/// `src.len()` a multiple of the type's byte size, `dst.len() == n_blocks·block_size`.
-/// Bit-identical with gguf-py's `dequantize` (and ggml's `dequantize_row_*`), Inf/NaN scales
-/// and subnormals included.
-pub fn dequantize_blocks(ty: GgufType, src: &[u8], dst: &mut [f32]) -> CoreResult<()> {
-    check_dequant_lengths(ty, src, dst)?;
+/// [`dequantize_blocks`] into any output type `O` (each exact f32 value rounded once), with
+/// plain stores or (`stream`) non-temporal stores that bypass the caches: faster for a large,
+/// already mapped output that is not read right away, slower for a fresh allocation or a tile
+/// read at once (see `gguf_superblock::dequantize_blocks_stores`). Streaming needs AVX2/F16C
+/// and a 16-byte aligned `dst`; otherwise plain stores are used. The values are identical
+/// either way.
+pub(crate) fn dequantize_blocks_into<O: Out>(
+    ty: GgufType,
+    src: &[u8],
+    dst: &mut [O],
+    stream: bool,
+) -> CoreResult<()> {
+    check_dequant_lengths(ty, src, dst.len())?;
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx2_f16c() {
+        if super::simd::has_avx2_f16c() {
             // SAFETY: the CPU supports AVX2 and F16C (checked just above); every load and
-            // store stays inside the fixed-size block and output chunks handed to the kernels.
-            unsafe { avx2::dequantize::<false>(ty, src, dst) };
+            // store stays inside the fixed-size block and output chunks handed to the kernels;
+            // streaming stores are used only when `dst` is 16-byte aligned, and they land at
+            // multiples of 8 elements from its start (16 or 32 bytes), so they stay aligned.
+            unsafe {
+                if stream && super::simd::stream_aligned(dst.as_ptr()) {
+                    avx2::dequantize::<O, true>(ty, src, dst);
+                } else {
+                    avx2::dequantize::<O, false>(ty, src, dst);
+                }
+            }
             return Ok(());
         }
     }
+    let _ = stream;
     dequant_portable(ty, src, dst);
     Ok(())
-}
-
-/// As [`dequantize_blocks`] (same values, same checks), writing `dst` with non-temporal
-/// (streaming) stores that bypass the caches: faster for outputs much larger than the last-level
-/// cache that are not read right away, slower when they are. Falls back to plain stores when
-/// the CPU lacks AVX2/F16C or `dst` is not 16-byte aligned.
-pub fn dequantize_blocks_streaming(ty: GgufType, src: &[u8], dst: &mut [f32]) -> CoreResult<()> {
-    check_dequant_lengths(ty, src, dst)?;
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2_f16c() && (dst.as_ptr() as usize) % 16 == 0 {
-            // SAFETY: AVX2 and F16C are present and `dst` is 16-byte aligned (checked just
-            // above), so every 16-byte streaming store (whole blocks of 128 bytes, or groups of
-            // 8 floats from the start of `dst`) is aligned; loads and stores stay in bounds.
-            unsafe { avx2::dequantize::<true>(ty, src, dst) };
-            return Ok(());
-        }
-    }
-    dequantize_blocks(ty, src, dst)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -863,6 +875,7 @@ pub fn quantize_blocks(ty: GgufType, src: &[f32], dst: &mut [u8]) -> CoreResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dequant::output::{Bf16, F16};
     use crate::rng::Stream;
 
     const TYPES: [GgufType; 9] = [
@@ -1098,38 +1111,118 @@ mod tests {
         assert!(q.iter().all(|&b| b == 0));
     }
 
+    /// The bits of `v` (f32 bits, or the u16 pattern widened).
+    fn bits<O: Out>(v: &[O]) -> Vec<u32> {
+        v.iter().map(|x| x.bits()).collect()
+    }
+
+    /// Every path into output type `O` (AVX2 plain, AVX2 streaming into an aligned and a
+    /// misaligned buffer, portable) gives the same bits, and they are the f32 result rounded
+    /// once with `O::from_f32`. Q4_1/Q5_1 NaNs whose payload is undefined are compared as NaNs.
+    fn check_paths<O: Out>(ty: GgufType, src: &[u8], want32: &[f32]) {
+        let n = want32.len();
+        let either_nan = matches!(ty, GgufType::Q4_1 | GgufType::Q5_1);
+        let same = |got: &[u32], want: &[u32], what: &str| {
+            for (i, ((a, b), w)) in got.iter().zip(want).zip(want32).enumerate() {
+                if !(either_nan && w.is_nan()) {
+                    assert_eq!(a, b, "{} {} {what} element {i}", ty.name(), O::NAME);
+                }
+            }
+        };
+        let want: Vec<u32> = want32.iter().map(|&x| O::from_f32(x).bits()).collect();
+        let mut slow = vec![O::default(); n];
+        dequant_portable_outlined(ty, src, &mut slow);
+        same(&bits(&slow), &want, "portable");
+        let mut buf = vec![O::default(); n + 16];
+        let off = (0..16)
+            .find(|&k| (buf[k..].as_ptr() as usize) % 32 == 0)
+            .unwrap();
+        for start in [off, off + 1, off + 8] {
+            for stream in [false, true] {
+                let out = &mut buf[start..start + n];
+                dequantize_blocks_into(ty, src, out, stream).unwrap();
+                same(&bits(out), &want, &format!("stream={stream} at +{start}"));
+            }
+        }
+    }
+
     #[test]
-    fn avx2_matches_portable_on_random_blocks() {
+    fn every_path_and_output_type_agree_on_random_blocks() {
         let mut rng = Stream::new(7, 0);
-        for ty in TYPES {
-            let n = 257 * ty.type_size();
-            let src: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+        for ty in TYPES.into_iter().chain([GgufType::F32]) {
+            let n = 257 * ty.type_size() + if ty.block_size() == 1 { 4 * 13 } else { 0 };
+            let mut src: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+            // Special f16 scales (subnormal, ±Inf, NaN, values rounding to f16/bf16 ties).
+            if ty.block_size() == 32 && ty != GgufType::MXFP4 {
+                let specials = [0x0001u16, 0x03FF, 0x7C00, 0xFC00, 0x7E01, 0x7C01, 0x7BFF];
+                for (k, b) in src.chunks_exact_mut(ty.type_size()).enumerate() {
+                    if k % 3 == 0 {
+                        let v = specials[(k / 3) % specials.len()];
+                        b[..2].copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+            let mut want32 = vec![0f32; n / ty.type_size() * ty.block_size()];
+            dequant_portable_outlined(ty, &src, &mut want32);
             let fast = deq(ty, &src);
-            let mut slow = vec![0f32; fast.len()];
-            dequant_portable_outlined(ty, &src, &mut slow);
-            // Both d and m NaN (Q4_1/Q5_1): either payload is right.
             let either_nan = matches!(ty, GgufType::Q4_1 | GgufType::Q5_1);
-            for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+            for (i, (a, b)) in fast.iter().zip(&want32).enumerate() {
                 if !(either_nan && a.is_nan() && b.is_nan()) {
                     assert_eq!(a.to_bits(), b.to_bits(), "{} element {i}", ty.name());
                 }
             }
-            // Streaming stores, into an aligned and a misaligned output: the same bits.
-            let mut buf = vec![0f32; fast.len() + 4];
-            let off = (4 - (buf.as_ptr() as usize % 16) / 4) % 4;
-            for start in [off, off + 1] {
-                let out = &mut buf[start..start + fast.len()];
-                dequantize_blocks_streaming(ty, &src, out).unwrap();
-                for (i, (a, b)) in out.iter().zip(&fast).enumerate() {
-                    assert_eq!(
-                        a.to_bits(),
-                        b.to_bits(),
-                        "{} streaming element {i}",
-                        ty.name()
-                    );
-                }
-            }
+            check_paths::<f32>(ty, &src, &want32);
+            check_paths::<F16>(ty, &src, &want32);
+            check_paths::<Bf16>(ty, &src, &want32);
         }
+    }
+
+    #[test]
+    fn f16_and_bf16_rounding_of_every_f16_pattern_and_ties() {
+        // Every f16 as F16 input (exact in f32): f16 output gives it back (NaN made quiet).
+        let src: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
+        let mut out = vec![F16::default(); 1 << 16];
+        dequantize_blocks_into(GgufType::F16, &src, &mut out, false).unwrap();
+        for h in 0..=u16::MAX {
+            let want = if f16_to_f32(h).is_nan() { h | 0x200 } else { h };
+            assert_eq!(out[h as usize].0, want, "{h:#06x}");
+        }
+        // f32 inputs on f16 and bf16 ties, overflow, subnormal results, NaNs.
+        let xs: [u32; 12] = [
+            0x3F80_1000, // 1 + 2^-11: f16 tie → 1.0
+            0x3F80_3000, // 1 + 3·2^-11: f16 tie → up
+            0x3F80_8000, // bf16 tie → 1.0
+            0x3F81_8000, // bf16 tie → up
+            0x477F_F000, // 65520 → f16 Inf
+            0x7F7F_FFFF, // f32 max → bf16 Inf
+            0x3300_0000, // 2^-25: f16 tie → 0
+            0x3300_0001, // just above → smallest f16 subnormal
+            0x0000_0001, // f32 subnormal
+            0x7F80_0001, // signalling NaN
+            0xFFC1_2345, // negative quiet NaN with a payload
+            0x8000_0000, // −0
+        ];
+        let src: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let want32: Vec<f32> = xs.iter().map(|&x| f32::from_bits(x)).collect();
+        check_paths::<F16>(GgufType::F32, &src, &want32);
+        check_paths::<Bf16>(GgufType::F32, &src, &want32);
+        let mut h = vec![F16::default(); xs.len()];
+        let mut b = vec![Bf16::default(); xs.len()];
+        dequantize_blocks_into(GgufType::F32, &src, &mut h, false).unwrap();
+        dequantize_blocks_into(GgufType::F32, &src, &mut b, false).unwrap();
+        let h: Vec<u16> = h.iter().map(|x| x.0).collect();
+        let b: Vec<u16> = b.iter().map(|x| x.0).collect();
+        assert_eq!(
+            h,
+            [0x3C00, 0x3C02, 0x3C04, 0x3C0C, 0x7C00, 0x7C00, 0, 1, 0, 0x7E00, 0xFE09, 0x8000]
+        );
+        assert_eq!(
+            b,
+            [
+                0x3F80, 0x3F80, 0x3F80, 0x3F82, 0x4780, 0x7F80, 0x3300, 0x3300, 0, 0x7FC0, 0xFFC1,
+                0x8000
+            ]
+        );
     }
 
     #[test]

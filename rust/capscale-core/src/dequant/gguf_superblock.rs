@@ -1,22 +1,27 @@
-//! 256-element GGUF super-blocks: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (dequantization) and
-//! the ternary TQ1_0 / TQ2_0 (dequantization and gguf-py's reference quantization).
+//! 256-element GGUF super-blocks: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (dequantization into
+//! f32, f16 or bf16) and the ternary TQ1_0 / TQ2_0 (dequantization and gguf-py's reference
+//! quantization).
 //!
 //! **Exactness.** Every kernel mirrors the float32 operation order of gguf-py's
 //! `gguf/quants.py` (itself bit-identical with ggml's `dequantize_row_*`): the per-sub-block
 //! factors are formed first (`d·f32(sc)`, `dmin·f32(m)`), then each element is `factor·f32(q)`,
 //! minus the min factor where there is one. f16 scales are converted exactly (subnormals,
 //! ±Inf and NaN payloads included), so Inf/NaN scales propagate as in the reference
-//! (`Inf·0 = NaN`, …) and the outputs are bit-identical.
+//! (`Inf·0 = NaN`, …) and the outputs are bit-identical. An f16 or bf16 output rounds that
+//! exact f32 value once (nearest even).
 //!
 //! **Speed.** Blocks are read as fixed-size arrays (`&[u8; TS]`), so every offset is a
 //! constant and no bounds check survives in the loops. On x86-64 with AVX2 (detected at run
 //! time) each block is decoded 16 elements at a time with explicit intrinsics (nibble/bit
 //! extraction on bytes, `pshufb` for IQ4_XS's codebook, widening to i32 → f32, one `mul` and one
-//! `sub`) and written in element order, with plain or streaming stores
-//! ([`dequantize_blocks_stores`]). Elsewhere, portable scalar kernels compute the same values.
+//! `sub`, rounding into the output type) and written in element order, with plain or
+//! streaming stores ([`dequantize_blocks_stores`]). Elsewhere, portable scalar kernels compute
+//! the same values.
 
 use super::gguf::GgufType;
 use super::half::{f16_to_f32, f32_to_f16};
+use super::output::OutElem;
+use super::simd::Out;
 use crate::error::{CoreError, CoreResult};
 
 /// Elements per super-block.
@@ -128,12 +133,13 @@ fn trit(q: u8, p: u8) -> i8 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Portable per-super-block kernels (one block in, 256 floats out, in element order).
+// Portable per-super-block kernels (one block in, 256 values out in element order, each
+// rounded once into the output type `O`).
 // ---------------------------------------------------------------------------------------------
 
 /// Q2_K: q = (qs[32n + l] >> 2j) & 3 for e = 128n + 32j + l; y = dl·q − ml (qs[64] @16).
 #[inline(always)]
-fn block_q2_k(b: &[u8; 84], y: &mut [f32; QK_K]) {
+fn block_q2_k<O: OutElem>(b: &[u8; 84], y: &mut [O; QK_K]) {
     let (dl, ml) = q2_k_factors(b);
     for n in 0..2 {
         for j in 0..4 {
@@ -142,7 +148,7 @@ fn block_q2_k(b: &[u8; 84], y: &mut [f32; QK_K]) {
                 let q = &b[16 + 32 * n + 16 * h..][..16];
                 let out = &mut y[128 * n + 32 * j + 16 * h..][..16];
                 for l in 0..16 {
-                    out[l] = dl[s] * ((q[l] >> (2 * j)) & 3) as f32 - ml[s];
+                    out[l] = O::from_f32(dl[s] * ((q[l] >> (2 * j)) & 3) as f32 - ml[s]);
                 }
             }
         }
@@ -152,7 +158,7 @@ fn block_q2_k(b: &[u8; 84], y: &mut [f32; QK_K]) {
 /// Q3_K: q = ((qs >> 2j) & 3) − (hmask bit 4n+j clear ? 4 : 0); y = dl·q (hmask[32] @0,
 /// qs[64] @32).
 #[inline(always)]
-fn block_q3_k(b: &[u8; 110], y: &mut [f32; QK_K]) {
+fn block_q3_k<O: OutElem>(b: &[u8; 110], y: &mut [O; QK_K]) {
     let dl = q3_k_factors(b);
     for n in 0..2 {
         for j in 0..4 {
@@ -164,7 +170,7 @@ fn block_q3_k(b: &[u8; 110], y: &mut [f32; QK_K]) {
                 for l in 0..16 {
                     let q2 = ((q[l] >> (2 * j)) & 3) as i8;
                     let off = ((((hm[l] >> (4 * n + j)) & 1) ^ 1) << 2) as i8;
-                    out[l] = dl[s] * (q2 - off) as f32;
+                    out[l] = O::from_f32(dl[s] * (q2 - off) as f32);
                 }
             }
         }
@@ -173,21 +179,21 @@ fn block_q3_k(b: &[u8; 110], y: &mut [f32; QK_K]) {
 
 /// Q4_K: e = 64c + l ← low nibble of qs[32c + l], e + 32 ← high nibble (qs[128] @16).
 #[inline(always)]
-fn block_q4_k(b: &[u8; 144], y: &mut [f32; QK_K]) {
+fn block_q4_k<O: OutElem>(b: &[u8; 144], y: &mut [O; QK_K]) {
     let (dl, ml) = k4_factors(b);
     for c in 0..4 {
         let q = &b[16 + 32 * c..][..32];
         let out = &mut y[64 * c..][..64];
         for l in 0..32 {
-            out[l] = dl[2 * c] * (q[l] & 0xF) as f32 - ml[2 * c];
-            out[32 + l] = dl[2 * c + 1] * (q[l] >> 4) as f32 - ml[2 * c + 1];
+            out[l] = O::from_f32(dl[2 * c] * (q[l] & 0xF) as f32 - ml[2 * c]);
+            out[32 + l] = O::from_f32(dl[2 * c + 1] * (q[l] >> 4) as f32 - ml[2 * c + 1]);
         }
     }
 }
 
 /// Q5_K: Q4_K plus 16·(qh[l] bit 2c / 2c+1) (qh[32] @16, qs[128] @48).
 #[inline(always)]
-fn block_q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
+fn block_q5_k<O: OutElem>(b: &[u8; 176], y: &mut [O; QK_K]) {
     let (dl, ml) = k4_factors(b);
     for c in 0..4 {
         let q = &b[48 + 32 * c..][..32];
@@ -196,15 +202,15 @@ fn block_q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
         for l in 0..32 {
             let lo = (q[l] & 0xF) | (((qh[l] >> (2 * c)) & 1) << 4);
             let hi = (q[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4);
-            out[l] = dl[2 * c] * lo as f32 - ml[2 * c];
-            out[32 + l] = dl[2 * c + 1] * hi as f32 - ml[2 * c + 1];
+            out[l] = O::from_f32(dl[2 * c] * lo as f32 - ml[2 * c]);
+            out[32 + l] = O::from_f32(dl[2 * c + 1] * hi as f32 - ml[2 * c + 1]);
         }
     }
 }
 
 /// Q6_K: 6-bit q = low 4 bits from ql[128] @0, high 2 bits from qh[64] @128; y = dl·(q − 32).
 #[inline(always)]
-fn block_q6_k(b: &[u8; 210], y: &mut [f32; QK_K]) {
+fn block_q6_k<O: OutElem>(b: &[u8; 210], y: &mut [O; QK_K]) {
     let dl = q6_k_factors(b);
     for n in 0..2 {
         for l in 0..32 {
@@ -214,104 +220,88 @@ fn block_q6_k(b: &[u8; 210], y: &mut [f32; QK_K]) {
             let q1 = ((c & 0xF) | (((hi >> 2) & 3) << 4)) as i8 - 32;
             let q2 = ((a >> 4) | (((hi >> 4) & 3) << 4)) as i8 - 32;
             let q3 = ((c >> 4) | (((hi >> 6) & 3) << 4)) as i8 - 32;
-            y[128 * n + l] = dl[s] * q0 as f32;
-            y[128 * n + 32 + l] = dl[s + 2] * q1 as f32;
-            y[128 * n + 64 + l] = dl[s + 4] * q2 as f32;
-            y[128 * n + 96 + l] = dl[s + 6] * q3 as f32;
+            y[128 * n + l] = O::from_f32(dl[s] * q0 as f32);
+            y[128 * n + 32 + l] = O::from_f32(dl[s + 2] * q1 as f32);
+            y[128 * n + 64 + l] = O::from_f32(dl[s + 4] * q2 as f32);
+            y[128 * n + 96 + l] = O::from_f32(dl[s + 6] * q3 as f32);
         }
     }
 }
 
 /// IQ4_XS: e = 32ib + j ← K[low nibble of qs[16ib + j]], e + 16 ← K[high nibble] (qs @8).
 #[inline(always)]
-fn block_iq4_xs(b: &[u8; 136], y: &mut [f32; QK_K]) {
+fn block_iq4_xs<O: OutElem>(b: &[u8; 136], y: &mut [O; QK_K]) {
     let dl = iq4_xs_factors(b);
     for ib in 0..8 {
         let q = &b[8 + 16 * ib..][..16];
         let out = &mut y[32 * ib..][..32];
         for j in 0..16 {
-            out[j] = dl[ib] * KVALUES_IQ4NL[(q[j] & 0xF) as usize] as f32;
-            out[16 + j] = dl[ib] * KVALUES_IQ4NL[(q[j] >> 4) as usize] as f32;
+            out[j] = O::from_f32(dl[ib] * KVALUES_IQ4NL[(q[j] & 0xF) as usize] as f32);
+            out[16 + j] = O::from_f32(dl[ib] * KVALUES_IQ4NL[(q[j] >> 4) as usize] as f32);
         }
     }
 }
 
 /// TQ1_0: qs[48] @0 (5 trits per byte), qh[4] @48 (4 trits per byte), d @52.
 #[inline(always)]
-fn block_tq1_0(b: &[u8; 54], y: &mut [f32; QK_K]) {
+fn block_tq1_0<O: OutElem>(b: &[u8; 54], y: &mut [O; QK_K]) {
     let d = f16_le(b[52], b[53]);
     for n in 0..5 {
         for m in 0..32 {
-            y[32 * n + m] = d * trit(b[m], POW3[n]) as f32;
+            y[32 * n + m] = O::from_f32(d * trit(b[m], POW3[n]) as f32);
         }
     }
     for n in 0..5 {
         for m in 0..16 {
-            y[160 + 16 * n + m] = d * trit(b[32 + m], POW3[n]) as f32;
+            y[160 + 16 * n + m] = O::from_f32(d * trit(b[32 + m], POW3[n]) as f32);
         }
     }
     for n in 0..4 {
         for j in 0..4 {
-            y[240 + 4 * n + j] = d * trit(b[48 + j], POW3[n]) as f32;
+            y[240 + 4 * n + j] = O::from_f32(d * trit(b[48 + j], POW3[n]) as f32);
         }
     }
 }
 
 /// TQ2_0: e = 128c + 32l + m ← (qs[32c + m] >> 2l) & 3, minus 1 (qs[64] @0, d @64).
 #[inline(always)]
-fn block_tq2_0(b: &[u8; 66], y: &mut [f32; QK_K]) {
+fn block_tq2_0<O: OutElem>(b: &[u8; 66], y: &mut [O; QK_K]) {
     let d = f16_le(b[64], b[65]);
     for c in 0..2 {
         for l in 0..4 {
             for m in 0..32 {
-                y[128 * c + 32 * l + m] = d * (((b[32 * c + m] >> (2 * l)) & 3) as i8 - 1) as f32;
+                let t = ((b[32 * c + m] >> (2 * l)) & 3) as i8 - 1;
+                y[128 * c + 32 * l + m] = O::from_f32(d * t as f32);
             }
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// AVX2 kernels: the same arithmetic (f32 `mul`, then `sub`), 16 elements at a time, written in
-// element order so streaming stores fill whole write-combining lines.
+// AVX2 kernels: the same arithmetic (f32 `mul`, then `sub`), 16 elements at a time, rounded
+// into the output type and written in element order so streaming stores fill whole
+// write-combining lines.
 // ---------------------------------------------------------------------------------------------
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{f16_le, k4_factors, trit};
+    use crate::dequant::simd::{x86::put16 as put, Out};
     use std::arch::x86_64::*;
 
-    /// Store 8 floats at `p`: streaming (`p` must be 16-byte aligned) or plain.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn st<const NT: bool>(p: *mut f32, v: __m256) {
-        if NT {
-            _mm_stream_ps(p, _mm256_castps256_ps128(v));
-            _mm_stream_ps(p.add(4), _mm256_extractf128_ps(v, 1));
-        } else {
-            _mm256_storeu_ps(p, v);
-        }
-    }
-
     /// `p[0..16] = f · v[i]` for the 16 signed bytes of `v`.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn put16<const NT: bool>(p: *mut f32, v: __m128i, f: f32) {
+    unsafe fn put16<O: Out, const NT: bool>(p: *mut O, v: __m128i, f: f32) {
         let f = _mm256_set1_ps(f);
-        let a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-        let b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(v, v)));
-        st::<NT>(p, _mm256_mul_ps(f, a));
-        st::<NT>(p.add(8), _mm256_mul_ps(f, b));
+        put::<O, NT, false, false>(p, v, f, f);
     }
 
     /// `p[0..16] = f · v[i] − m` for the 16 signed bytes of `v`.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn put16_min<const NT: bool>(p: *mut f32, v: __m128i, f: f32, m: f32) {
-        let (f, m) = (_mm256_set1_ps(f), _mm256_set1_ps(m));
-        let a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-        let b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(v, v)));
-        st::<NT>(p, _mm256_sub_ps(_mm256_mul_ps(f, a), m));
-        st::<NT>(p.add(8), _mm256_sub_ps(_mm256_mul_ps(f, b), m));
+    unsafe fn put16_min<O: Out, const NT: bool>(p: *mut O, v: __m128i, f: f32, m: f32) {
+        put::<O, NT, true, false>(p, v, _mm256_set1_ps(f), _mm256_set1_ps(m));
     }
 
     /// 16 bytes at `b[off..off + 16]`.
@@ -340,12 +330,12 @@ mod x86 {
         _mm_cmpeq_epi8(_mm_and_si128(v, bit), bit)
     }
 
-    // Each kernel's safety contract: `y` points to 256 writable floats (16-byte aligned when
+    // Each kernel's safety contract: `y` points to 256 writable elements (16-byte aligned when
     // `NT`); the block is a whole fixed-size array, and every load reads inside it.
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q2_k<const NT: bool>(b: &[u8; 84], y: *mut f32) {
+    pub(super) unsafe fn q2_k<O: Out, const NT: bool>(b: &[u8; 84], y: *mut O) {
         let (dl, ml) = super::q2_k_factors(b);
         for n in 0..2 {
             let q = [ld(b, 16 + 32 * n), ld(b, 32 + 32 * n)];
@@ -353,15 +343,15 @@ mod x86 {
                 for h in 0..2 {
                     let s = 8 * n + 2 * j + h;
                     let v = shr_and(q[h], 2 * j, 3);
-                    put16_min::<NT>(y.add(128 * n + 32 * j + 16 * h), v, dl[s], ml[s]);
+                    put16_min::<O, NT>(y.add(128 * n + 32 * j + 16 * h), v, dl[s], ml[s]);
                 }
             }
         }
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q3_k<const NT: bool>(b: &[u8; 110], y: *mut f32) {
+    pub(super) unsafe fn q3_k<O: Out, const NT: bool>(b: &[u8; 110], y: *mut O) {
         let dl = super::q3_k_factors(b);
         let hm = [ld(b, 0), ld(b, 16)];
         let four = _mm_set1_epi8(4);
@@ -373,7 +363,7 @@ mod x86 {
                     let q2 = shr_and(q[h], 2 * j, 3);
                     // −4 where the high bit is clear.
                     let off = _mm_andnot_si128(bit_set(hm[h], 4 * n + j), four);
-                    put16::<NT>(
+                    put16::<O, NT>(
                         y.add(128 * n + 32 * j + 16 * h),
                         _mm_sub_epi8(q2, off),
                         dl[s],
@@ -383,26 +373,26 @@ mod x86 {
         }
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q4_k<const NT: bool>(b: &[u8; 144], y: *mut f32) {
+    pub(super) unsafe fn q4_k<O: Out, const NT: bool>(b: &[u8; 144], y: *mut O) {
         let (dl, ml) = k4_factors(b);
         for c in 0..4 {
             let q = [ld(b, 16 + 32 * c), ld(b, 32 + 32 * c)];
             let o = y.add(64 * c);
             for (h, &q) in q.iter().enumerate() {
-                put16_min::<NT>(o.add(16 * h), shr_and(q, 0, 0xF), dl[2 * c], ml[2 * c]);
+                put16_min::<O, NT>(o.add(16 * h), shr_and(q, 0, 0xF), dl[2 * c], ml[2 * c]);
             }
             for (h, &q) in q.iter().enumerate() {
                 let v = shr_and(q, 4, 0xF);
-                put16_min::<NT>(o.add(32 + 16 * h), v, dl[2 * c + 1], ml[2 * c + 1]);
+                put16_min::<O, NT>(o.add(32 + 16 * h), v, dl[2 * c + 1], ml[2 * c + 1]);
             }
         }
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q5_k<const NT: bool>(b: &[u8; 176], y: *mut f32) {
+    pub(super) unsafe fn q5_k<O: Out, const NT: bool>(b: &[u8; 176], y: *mut O) {
         let (dl, ml) = k4_factors(b);
         let qh = [ld(b, 16), ld(b, 32)];
         let sixteen = _mm_set1_epi8(16);
@@ -412,19 +402,19 @@ mod x86 {
             for h in 0..2 {
                 let hb = _mm_and_si128(bit_set(qh[h], 2 * c), sixteen);
                 let v = _mm_or_si128(shr_and(q[h], 0, 0xF), hb);
-                put16_min::<NT>(o.add(16 * h), v, dl[2 * c], ml[2 * c]);
+                put16_min::<O, NT>(o.add(16 * h), v, dl[2 * c], ml[2 * c]);
             }
             for h in 0..2 {
                 let hb = _mm_and_si128(bit_set(qh[h], 2 * c + 1), sixteen);
                 let v = _mm_or_si128(shr_and(q[h], 4, 0xF), hb);
-                put16_min::<NT>(o.add(32 + 16 * h), v, dl[2 * c + 1], ml[2 * c + 1]);
+                put16_min::<O, NT>(o.add(32 + 16 * h), v, dl[2 * c + 1], ml[2 * c + 1]);
             }
         }
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn q6_k<const NT: bool>(b: &[u8; 210], y: *mut f32) {
+    pub(super) unsafe fn q6_k<O: Out, const NT: bool>(b: &[u8; 210], y: *mut O) {
         let dl = super::q6_k_factors(b);
         let m32 = _mm_set1_epi8(32);
         for n in 0..2 {
@@ -442,23 +432,23 @@ mod x86 {
                     // ((hi >> 2g) & 3) << 4, without crossing bytes.
                     let top = _mm_slli_epi16(shr_and(hi[h], 2 * g, 3), 4);
                     let q = _mm_sub_epi8(_mm_or_si128(low, top), m32);
-                    put16::<NT>(y.add(128 * n + 32 * g + 16 * h), q, dl[8 * n + 2 * g + h]);
+                    put16::<O, NT>(y.add(128 * n + 32 * g + 16 * h), q, dl[8 * n + 2 * g + h]);
                 }
             }
         }
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn iq4_xs<const NT: bool>(b: &[u8; 136], y: *mut f32) {
+    pub(super) unsafe fn iq4_xs<O: Out, const NT: bool>(b: &[u8; 136], y: *mut O) {
         let dl = super::iq4_xs_factors(b);
         let table = _mm_loadu_si128(super::KVALUES_IQ4NL.as_ptr().cast());
         for ib in 0..8 {
             let q = ld(b, 8 + 16 * ib);
             let lo = _mm_shuffle_epi8(table, shr_and(q, 0, 0xF));
             let hi = _mm_shuffle_epi8(table, shr_and(q, 4, 0xF));
-            put16::<NT>(y.add(32 * ib), lo, dl[ib]);
-            put16::<NT>(y.add(32 * ib + 16), hi, dl[ib]);
+            put16::<O, NT>(y.add(32 * ib), lo, dl[ib]);
+            put16::<O, NT>(y.add(32 * ib + 16), hi, dl[ib]);
         }
     }
 
@@ -476,19 +466,19 @@ mod x86 {
         _mm_packs_epi16(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1))
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn tq1_0<const NT: bool>(b: &[u8; 54], y: *mut f32) {
+    pub(super) unsafe fn tq1_0<O: Out, const NT: bool>(b: &[u8; 54], y: *mut O) {
         let d = f16_le(b[52], b[53]);
         let qs0 = [ld(b, 0), ld(b, 16)];
         let qs1 = ld(b, 32);
         for n in 0..5 {
             for h in 0..2 {
-                put16::<NT>(y.add(32 * n + 16 * h), trits16(qs0[h], super::POW3[n]), d);
+                put16::<O, NT>(y.add(32 * n + 16 * h), trits16(qs0[h], super::POW3[n]), d);
             }
         }
         for n in 0..5 {
-            put16::<NT>(y.add(160 + 16 * n), trits16(qs1, super::POW3[n]), d);
+            put16::<O, NT>(y.add(160 + 16 * n), trits16(qs1, super::POW3[n]), d);
         }
         let mut t = [0i8; 16];
         for n in 0..4 {
@@ -496,12 +486,12 @@ mod x86 {
                 t[4 * n + j] = trit(b[48 + j], super::POW3[n]);
             }
         }
-        put16::<NT>(y.add(240), _mm_loadu_si128(t.as_ptr().cast()), d);
+        put16::<O, NT>(y.add(240), _mm_loadu_si128(t.as_ptr().cast()), d);
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    pub(super) unsafe fn tq2_0<const NT: bool>(b: &[u8; 66], y: *mut f32) {
+    pub(super) unsafe fn tq2_0<O: Out, const NT: bool>(b: &[u8; 66], y: *mut O) {
         let d = f16_le(b[64], b[65]);
         let one = _mm_set1_epi8(1);
         for c in 0..2 {
@@ -509,7 +499,7 @@ mod x86 {
             for l in 0..4 {
                 for h in 0..2 {
                     let t = _mm_sub_epi8(shr_and(q[h], 2 * l, 3), one);
-                    put16::<NT>(y.add(128 * c + 32 * l + 16 * h), t, d);
+                    put16::<O, NT>(y.add(128 * c + 32 * l + 16 * h), t, d);
                 }
             }
         }
@@ -520,39 +510,37 @@ mod x86 {
 // Drivers: whole blocks, AVX2 dispatch, plain or streaming stores.
 // ---------------------------------------------------------------------------------------------
 
-/// `fn $name(src, dst, stream)`: the AVX2 kernel `x86::$avx2` (plain or streaming stores) when
-/// the CPU has AVX2, else the portable `$portable` over every block. Lengths are checked by the
-/// caller.
+/// `fn $name<O>(src, dst, stream)`: the AVX2 kernel `x86::$avx2` (plain or streaming stores)
+/// when the CPU has AVX2 and F16C, else the portable `$portable` over every block. Lengths are
+/// checked by the caller.
 macro_rules! driver {
     ($name:ident, $ts:expr, $portable:ident, $avx2:ident) => {
-        fn $name(src: &[u8], dst: &mut [f32], stream: bool) {
+        fn $name<O: Out>(src: &[u8], dst: &mut [O], stream: bool) {
             /// The AVX2 kernel over every block; `NT`: streaming stores (`dst` 16-byte aligned).
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2")]
-            unsafe fn run_avx2<const NT: bool>(src: &[u8], dst: &mut [f32]) {
+            #[target_feature(enable = "avx2,f16c")]
+            unsafe fn run_avx2<O: Out, const NT: bool>(src: &[u8], dst: &mut [O]) {
                 for (s, d) in src.chunks_exact($ts).zip(dst.chunks_exact_mut(QK_K)) {
                     if let (Ok(s), Ok(d)) =
-                        (<&[u8; $ts]>::try_from(s), <&mut [f32; QK_K]>::try_from(d))
+                        (<&[u8; $ts]>::try_from(s), <&mut [O; QK_K]>::try_from(d))
                     {
-                        x86::$avx2::<NT>(s, d.as_mut_ptr());
+                        x86::$avx2::<O, NT>(s, d.as_mut_ptr());
                     }
                 }
-                if NT {
-                    std::arch::x86_64::_mm_sfence();
-                }
+                crate::dequant::simd::x86::fence::<NT>();
             }
 
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2 (checked just above); each kernel gets one
-                    // whole block and a pointer to 256 floats of `dst`, 16-byte aligned when
-                    // streaming (checked here; blocks are 1 KiB apart).
+                if crate::dequant::simd::has_avx2_f16c() {
+                    // SAFETY: the CPU supports AVX2 and F16C (checked just above); each kernel
+                    // gets one whole block and a pointer to 256 elements of `dst`, 16-byte
+                    // aligned when streaming (checked here; blocks are 512 or 1024 bytes apart).
                     unsafe {
-                        if stream && (dst.as_ptr() as usize) % 16 == 0 {
-                            run_avx2::<true>(src, dst);
+                        if stream && crate::dequant::simd::stream_aligned(dst.as_ptr()) {
+                            run_avx2::<O, true>(src, dst);
                         } else {
-                            run_avx2::<false>(src, dst);
+                            run_avx2::<O, false>(src, dst);
                         }
                     }
                     return;
@@ -560,8 +548,7 @@ macro_rules! driver {
             }
             let _ = stream;
             for (s, d) in src.chunks_exact($ts).zip(dst.chunks_exact_mut(QK_K)) {
-                if let (Ok(s), Ok(d)) = (<&[u8; $ts]>::try_from(s), <&mut [f32; QK_K]>::try_from(d))
-                {
+                if let (Ok(s), Ok(d)) = (<&[u8; $ts]>::try_from(s), <&mut [O; QK_K]>::try_from(d)) {
                     $portable(s, d);
                 }
             }
@@ -599,8 +586,8 @@ fn check_lengths(ty: GgufType, n_bytes: usize, n_elems: usize, what: &str) -> Co
 }
 
 /// Dequantize whole 256-element super-blocks of `ty` (`src.len()` a multiple of the block's
-/// byte size, `dst.len() == n_blocks·256`), bit-identical with gguf-py / ggml, with plain
-/// stores (right for freshly allocated outputs; see [`dequantize_blocks_stores`]).
+/// byte size, `dst.len() == n_blocks·256`) into float32, bit-identical with gguf-py / ggml,
+/// with plain stores (right for freshly allocated outputs; see [`dequantize_blocks_stores`]).
 pub fn dequantize_blocks(ty: GgufType, src: &[u8], dst: &mut [f32]) -> CoreResult<()> {
     dequantize_blocks_stores(ty, src, dst, false)
 }
@@ -618,6 +605,17 @@ pub fn dequantize_blocks_stores(
     ty: GgufType,
     src: &[u8],
     dst: &mut [f32],
+    stream: bool,
+) -> CoreResult<()> {
+    dequantize_blocks_into(ty, src, dst, stream)
+}
+
+/// [`dequantize_blocks_stores`] into any output type `O`: each exact f32 value is rounded
+/// once (f16: nearest even; bf16: nearest even, NaN kept quiet).
+pub(crate) fn dequantize_blocks_into<O: Out>(
+    ty: GgufType,
+    src: &[u8],
+    dst: &mut [O],
     stream: bool,
 ) -> CoreResult<()> {
     check_lengths(ty, src.len(), dst.len(), "the output")?;
@@ -782,6 +780,7 @@ pub fn quantize_blocks(ty: GgufType, src: &[f32], dst: &mut [u8]) -> CoreResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dequant::output::{Bf16, F16};
 
     const ALL: [GgufType; 8] = [
         GgufType::Q2_K,
@@ -1083,23 +1082,61 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// `y`'s bits.
+    fn out_bits<O: Out>(y: &[O]) -> Vec<u32> {
+        y.iter().map(|x| x.bits()).collect()
+    }
+
+    /// Plain and streaming stores, aligned and misaligned, into output type `O`: the f32
+    /// reference rounded once with `O::from_f32`, and the portable kernels agree.
+    fn check_out_type<O: Out>(ty: GgufType, src: &[u8], want32: &[f32]) {
+        let n = want32.len();
+        let want: Vec<u32> = want32.iter().map(|&x| O::from_f32(x).bits()).collect();
+        let ts = ty.type_size();
+        let mut slow = vec![O::default(); n];
+        for (s, d) in src.chunks_exact(ts).zip(slow.chunks_exact_mut(QK_K)) {
+            let d: &mut [O; QK_K] = d.try_into().unwrap();
+            match ty {
+                GgufType::Q2_K => block_q2_k(s.try_into().unwrap(), d),
+                GgufType::Q3_K => block_q3_k(s.try_into().unwrap(), d),
+                GgufType::Q4_K => block_q4_k(s.try_into().unwrap(), d),
+                GgufType::Q5_K => block_q5_k(s.try_into().unwrap(), d),
+                GgufType::Q6_K => block_q6_k(s.try_into().unwrap(), d),
+                GgufType::IQ4_XS => block_iq4_xs(s.try_into().unwrap(), d),
+                GgufType::TQ1_0 => block_tq1_0(s.try_into().unwrap(), d),
+                _ => block_tq2_0(s.try_into().unwrap(), d),
+            }
+        }
+        assert_eq!(out_bits(&slow), want, "{} {} portable", ty.name(), O::NAME);
+        let mut buf = vec![O::default(); n + 16];
+        let off = (0..16)
+            .find(|&k| (buf[k..].as_ptr() as usize) % 32 == 0)
+            .unwrap();
+        for start in [off, off + 1, off + 8] {
+            for stream in [false, true] {
+                let y = &mut buf[start..start + n];
+                dequantize_blocks_into(ty, src, y, stream).unwrap();
+                let what = format!("{} {} stream={stream} +{start}", ty.name(), O::NAME);
+                assert_eq!(out_bits(y), want, "{what}");
+            }
+        }
+    }
+
     #[test]
     fn simd_plain_and_streaming_equal_portable() {
         for (k, ty) in ALL.into_iter().enumerate() {
             let nb = 37;
             let src = random_blocks(ty, nb, 0x9E37_79B9 + k as u64);
-            let want = bits(&portable(ty, &src));
+            let want32 = portable(ty, &src);
+            let want = bits(&want32);
             for stream in [false, true] {
                 let mut y = vec![0f32; nb * QK_K];
                 dequantize_blocks_stores(ty, &src, &mut y, stream).unwrap();
                 assert_eq!(bits(&y), want, "{} stream={stream}", ty.name());
-                // a destination that is not 16-byte aligned falls back to plain stores
-                let mut buf = vec![0f32; nb * QK_K + 4];
-                let off = (4 - (buf.as_ptr() as usize / 4) % 4) % 4 + 1;
-                let y = &mut buf[off..off + nb * QK_K];
-                dequantize_blocks_stores(ty, &src, y, stream).unwrap();
-                assert_eq!(bits(y), want, "{} misaligned stream={stream}", ty.name());
             }
+            check_out_type::<f32>(ty, &src, &want32);
+            check_out_type::<F16>(ty, &src, &want32);
+            check_out_type::<Bf16>(ty, &src, &want32);
         }
     }
 

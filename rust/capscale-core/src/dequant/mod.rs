@@ -18,3 +18,4 @@ pub mod gguf_superblock;
 pub mod gptq;
 pub mod half;
 pub mod output;
+pub(crate) mod simd;
