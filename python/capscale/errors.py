@@ -13,11 +13,13 @@ from collections.abc import Iterable
 __all__ = [
     "CapscaleError",
     "CapscaleWarning",
+    "ContextLengthWarning",
     "ConvergenceWarning",
     "FitError",
     "FormatError",
     "InestimableWarning",
     "InvalidInputError",
+    "MissingDependencyError",
     "NonFiniteError",
     "ShapeError",
     "UnknownNameError",
@@ -45,6 +47,10 @@ class FormatError(CapscaleError, ValueError):
     """A file or buffer does not follow the format it claims (truncated, bad header, ...)."""
 
 
+class MissingDependencyError(CapscaleError, ImportError):
+    """An optional dependency (torch, transformers, safetensors, gguf) is not installed."""
+
+
 class UnknownNameError(CapscaleError, KeyError):
     """A name looked up in a registry (law, format, backend, task) is not registered.
 
@@ -65,6 +71,11 @@ class CapscaleWarning(UserWarning):
 
 class InestimableWarning(CapscaleWarning):
     """A quantity (covariance, standard error, interval) cannot be estimated from the data."""
+
+
+class ContextLengthWarning(CapscaleWarning):
+    """An evaluation runs past the context length the model was trained for (recorded, not
+    refused: that is what a context-length sweep measures)."""
 
 
 class ConvergenceWarning(CapscaleWarning):

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import CapscaleError
+from . import laws_cmd, quant_cmd, report_cmd, store_cmds
 from . import fit as fit_cmd
-from . import laws_cmd, report_cmd, store_cmds
 from . import summarize as summarize_cmd
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_cmd.add_parser(sub)
     laws_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
+    quant_cmd.add_parser(sub)
     return parser
 
 
