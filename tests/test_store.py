@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import sqlite3
@@ -386,7 +387,7 @@ def test_migration_from_version_1_to_2(tmp_path) -> None:
     old = tmp_path / "v1.db"
     _v1_store(old)
     with Store(old) as s:
-        assert s.opened_version == 1 and s.schema_version == SCHEMA_VERSION == 2
+        assert s.opened_version == 1 and s.schema_version == SCHEMA_VERSION == 3
         df = s.records()
         assert df["item_id"].tolist() == ["q0", "q1", "q2"]
         assert df["score_acc"].tolist() == [0.0, 1.0, 0.0]
@@ -411,7 +412,38 @@ def test_migration_from_version_1_to_2(tmp_path) -> None:
     Store(fresh).close()
     assert _tables(old) == _tables(fresh)
     with Store(old) as s:  # reopening does not migrate again
-        assert s.opened_version == 2
+        assert s.opened_version == 3
+
+
+def test_migration_from_version_2_to_3_and_weight_error(tmp_path) -> None:
+    old = tmp_path / "v2.db"
+    conn = sqlite3.connect(old, isolation_level=None)
+    conn.execute("BEGIN")
+    schema.create_schema(conn, 2)
+    conn.execute("COMMIT")
+    conn.close()
+    with Store(old) as s:
+        assert s.opened_version == 2 and s.schema_version == 3
+        run = s.start_run({"name": "m"}, "fp16", ("t", "1"), config={"k": 1}, seed=0)
+        s.add_records(run, [{"item_id": "a", "scores": {"acc": 1}}])
+        assert s.completed_run("m", "fp16", ("t", "1"), config={"k": 1}, seed=0) is None
+        s.set_weight_error(run, {"relative_rmse": 0.08, "sqnr_db": 21.9, "layers": 14})
+        s.finish_run(run)
+        assert s.completed_run("m", "fp16", ("t", "1"), config={"k": 1}, seed=0) == run
+        assert s.completed_run("m", "fp16", ("t", "1"), config={"k": 2}, seed=0) is None
+        rec = s.records()
+        assert rec["weight_rel_rmse"].tolist() == [0.08]
+        assert json.loads(s.runs()["weight_error"].iloc[0])["layers"] == 14
+        s.set_weight_error(run, None)
+        assert s.records()["weight_rel_rmse"].isna().all()
+        with pytest.raises(InvalidInputError, match="must be a mapping"):
+            s.set_weight_error(run, [1, 2])  # type: ignore[arg-type]
+        with pytest.raises(UnknownNameError, match="unknown run id 99"):
+            s.set_weight_error(99, {})
+        assert s.conn.execute("SELECT value FROM meta WHERE key='migrated_2_to_3'").fetchone()
+    fresh = tmp_path / "fresh.db"
+    Store(fresh).close()
+    assert _tables(old) == _tables(fresh)
 
 
 def test_newer_schema_version_is_refused(tmp_path) -> None:
@@ -421,7 +453,7 @@ def test_newer_schema_version_is_refused(tmp_path) -> None:
     with conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.close()
-    with pytest.raises(FormatError, match=r"schema version 99, newer than schema version 2"):
+    with pytest.raises(FormatError, match=r"schema version 99, newer than schema version 3"):
         Store(path)
 
 

@@ -17,7 +17,7 @@ Importing this package does not import pandas; the readers do, when called.
 
 from ._values import PRECISION_FORMATS
 from .reader import EPISODE_SCORES, EXPORT_FORMATS, EXPORT_TABLES
-from .schema import SCHEMA_VERSION, migrate_1_to_2
+from .schema import SCHEMA_VERSION, migrate_1_to_2, migrate_2_to_3
 from .store import RUN_STATUSES, Store, open_store
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "Store",
     "migrate_1_to_2",
+    "migrate_2_to_3",
     "open_store",
 ]

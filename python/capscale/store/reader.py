@@ -65,6 +65,11 @@ _CARD = [
     ("bits", "p.bits", "float"),
     ("group_size", "p.group_size", "Int64"),
 ]
+# The run's measured weight error (schema v3), joined onto each record.
+_WEIGHT_ERROR = [
+    ("weight_rel_rmse", "json_extract(r.weight_error, '$.relative_rmse')", "float"),
+    ("weight_error", "r.weight_error", "str"),
+]
 _JOIN = (
     "JOIN models m ON m.id = r.model_id JOIN precisions p ON p.id = r.precision_id "
     "JOIN tasks t ON t.id = r.task_id"
@@ -252,6 +257,7 @@ def runs_frame(conn: sqlite3.Connection) -> pd.DataFrame:
         ("code_version", "r.code_version", "str"),
         ("host", "r.host", "str"),
         ("config", "r.config", "str"),
+        ("weight_error", "r.weight_error", "str"),
     ]
     rows = conn.execute(f"SELECT {_select(spec)} FROM runs r {_JOIN} ORDER BY r.id").fetchall()
     return _typed(rows, spec)
@@ -276,6 +282,7 @@ def records_frame(
         ("latency_s", "x.latency_s", "float"),
         ("created_at", "x.created_at", "time"),
         *_CARD,
+        *_WEIGHT_ERROR,
     ]
     rows = conn.execute(
         f"SELECT {_select(spec)}, x.scores FROM records x JOIN runs r ON r.id = x.run_id "

@@ -31,11 +31,12 @@ __all__ = [
     "create_schema",
     "ensure_schema",
     "migrate_1_to_2",
+    "migrate_2_to_3",
     "read_schema_version",
 ]
 
 #: The schema version this code writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _META = """
 CREATE TABLE meta (
@@ -80,8 +81,7 @@ CREATE TABLE tasks (
     UNIQUE (name, version)
 );
 """
-_RUNS = """
-CREATE TABLE runs (
+_RUNS_COLUMNS = """
     id             INTEGER PRIMARY KEY,
     model_id       INTEGER NOT NULL REFERENCES models (id),
     precision_id   INTEGER NOT NULL REFERENCES precisions (id),
@@ -94,10 +94,12 @@ CREATE TABLE runs (
     started_at     TEXT NOT NULL,
     finished_at    TEXT,
     status         TEXT NOT NULL DEFAULT 'running'
-                   CHECK (status IN ('running', 'done', 'failed'))
-);
-CREATE INDEX runs_by_key ON runs (model_id, precision_id, task_id, status);
-"""
+                   CHECK (status IN ('running', 'done', 'failed'))"""
+_RUNS_INDEX = "\nCREATE INDEX runs_by_key ON runs (model_id, precision_id, task_id, status);\n"
+# v3 appends runs.weight_error (ALTER TABLE appends, so a fresh v3 table lists it last too).
+_WEIGHT_ERROR = "weight_error TEXT"
+_RUNS = f"\nCREATE TABLE runs ({_RUNS_COLUMNS}\n);{_RUNS_INDEX}"
+_RUNS_V3 = f"\nCREATE TABLE runs ({_RUNS_COLUMNS},\n    {_WEIGHT_ERROR}\n);{_RUNS_INDEX}"
 _RECORDS_V1_COLUMNS = """
     id             INTEGER PRIMARY KEY,
     run_id         INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -155,8 +157,12 @@ CREATE TABLE turns (
 #: Version 1: the schema before per-record token counts, latencies and game turns.
 DDL_V1 = _META + _MODELS + _PRECISIONS + _TASKS + _RUNS + _RECORDS_V1 + _EPISODES
 
-#: Version 2, the current schema: a fresh store is created from it.
+#: Version 2: adds per-record token counts and latencies, and game turns.
 DDL_V2 = _META + _MODELS + _PRECISIONS + _TASKS + _RUNS + _RECORDS_V2 + _EPISODES + _TURNS
+
+#: Version 3, the current schema (a fresh store is created from it): ``runs.weight_error``,
+#: the measured weight error statistics of the run's precision (JSON).
+DDL_V3 = _META + _MODELS + _PRECISIONS + _TASKS + _RUNS_V3 + _RECORDS_V2 + _EPISODES + _TURNS
 
 #: The body of :func:`migrate_1_to_2`.
 _V1_TO_V2 = f"""
@@ -197,16 +203,32 @@ def migrate_1_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Migrate a version-2 store to version 3, inside the caller's transaction.
+
+    Adds ``runs.weight_error`` (TEXT JSON, NULL for old runs). Existing rows are untouched.
+    """
+    conn.execute(f"ALTER TABLE runs ADD COLUMN {_WEIGHT_ERROR}")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated_2_to_3', ?)",
+        (f"{_now()} by capscale {_code_version()}",),
+    )
+
+
 #: ``MIGRATIONS[v]`` takes a store from schema version ``v`` to ``v + 1``.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: migrate_1_to_2,
+    2: migrate_2_to_3,
+}
 
 
 def create_schema(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> None:
-    """Create the tables of schema ``version`` (1 or 2) in an empty database.
+    """Create the tables of schema ``version`` (1, 2 or 3) in an empty database.
 
-    Runs inside the caller's transaction. Version 1 exists for tests of the migration.
+    Runs inside the caller's transaction. Versions 1 and 2 exist for tests of the migrations.
     """
-    ddl = {1: DDL_V1, 2: DDL_V2}.get(version)
+    ddl = {1: DDL_V1, 2: DDL_V2, 3: DDL_V3}.get(version)
     if ddl is None:
         raise ValueError(f"no DDL for schema version {version}")
     _executescript(conn, ddl)

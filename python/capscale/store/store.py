@@ -429,6 +429,43 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
+    def completed_run(
+        self,
+        model: ModelRef,
+        precision: PrecisionRef,
+        task: TaskRef,
+        config: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        context_length: int | None = None,
+    ) -> int | None:
+        """The newest ``done`` run with this identity (arguments as :meth:`start_run`), or
+        ``None``: what a sweep checks to skip a finished cell."""
+        if config is not None and not isinstance(config, Mapping):
+            raise InvalidInputError(f"run config must be a mapping, got {type(config).__name__}")
+        config_json = v.dumps(dict(config or {}), "run config")
+        ctx = v.count(context_length, "context_length")
+        with self._write() as conn:
+            ids = (self._model_id(conn, model), self._precision_id(conn, precision))
+            key = (*ids, self._task_id(conn, task), ctx, config_json, seed)
+            row = conn.execute(
+                "SELECT id FROM runs WHERE model_id = ? AND precision_id = ? AND task_id = ? "
+                "AND context_length IS ? AND config = ? AND seed IS ? AND status = 'done' "
+                "ORDER BY id DESC LIMIT 1",
+                key,
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_weight_error(self, run_id: int, stats: Mapping[str, Any] | None) -> None:
+        """Record the measured weight error statistics of a run's precision (JSON object:
+        e.g. ``relative_rmse``, ``sqnr_db``, ``bits_per_weight``, per-layer details), or clear
+        them with ``None``. Allowed on finished runs too (it describes, not measures)."""
+        if stats is not None and not isinstance(stats, Mapping):
+            raise InvalidInputError(f"weight error stats must be a mapping, got {type(stats)}")
+        text = None if stats is None else v.dumps(dict(stats), "weight error stats")
+        with self._write() as conn:
+            self._run_status(conn, run_id)
+            conn.execute("UPDATE runs SET weight_error = ? WHERE id = ?", [text, int(run_id)])
+
     def _run_status(self, conn: sqlite3.Connection, run_id: Any) -> str:
         if not _is_int(run_id):
             raise InvalidInputError(f"run_id must be an int, got {type(run_id).__name__}")
