@@ -1,0 +1,395 @@
+"""Run one evaluation cell — a model in one precision on one task at one context length —
+and write every per-item result to the store, resumably.
+
+Items are evaluated in chunks; each chunk's records are committed in one transaction, so a
+killed run loses at most one chunk and a re-run skips every stored item
+(:meth:`capscale.store.Store.done_items`).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import ContextLengthWarning, InvalidInputError
+from ..store import Store
+from .precision import Precision, parse_precision
+from .requests import GenerationRequest, LoglikelihoodRequest, RollingRequest
+from .tasks import Task, get_task, pad_to_length
+
+__all__ = ["CellResult", "evaluate", "prepare_task"]
+
+#: Per-item metrics aggregated by a plain mean (with a bootstrap CI).
+_PPL_KEYS = ("loglikelihood", "n_words", "n_bytes")
+
+
+@dataclass
+class CellResult:
+    """Outcome of :func:`evaluate`.
+
+    Attributes
+    ----------
+    run_id : int or None
+        The store's run (None without a store).
+    model, precision, task : str
+        Names as recorded.
+    context_length : int or None
+        Target context length in tokens (None: the task's own prompts).
+    n_items, n_new : int
+        Items in the task, and items evaluated by this call (the rest were stored already).
+    scores : dict
+        metric → ``(estimate, ci_low, ci_high)`` (CIs for mean metrics; perplexity-type
+        corpus metrics have NaN bounds).
+    seconds : float
+        Wall-clock time of this call.
+    peak_memory_mb : float
+        Peak resident memory of the process (CPU) or peak CUDA memory (GPU), MiB.
+    weight_error : dict or None
+        The precision's measured weight error statistics.
+    skipped : bool
+        True when a finished run of this cell was already stored.
+    """
+
+    run_id: int | None
+    model: str
+    precision: str
+    task: str
+    context_length: int | None
+    n_items: int
+    n_new: int
+    scores: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    peak_memory_mb: float = math.nan
+    weight_error: dict[str, Any] | None = None
+    skipped: bool = False
+
+    def line(self) -> str:
+        """One line: the cell, its scores, time and memory."""
+        sc = ", ".join(
+            f"{k} {v[0]:.3f}" + (f" [{v[1]:.3f}, {v[2]:.3f}]" if not math.isnan(v[1]) else "")
+            for k, v in self.scores.items()
+        )
+        ctx = "default" if self.context_length is None else str(self.context_length)
+        state = "stored" if self.skipped else f"{self.n_new}/{self.n_items} new"
+        return (
+            f"{self.model} | {self.precision} | {self.task} | ctx {ctx} | {sc} | {state} | "
+            f"{self.seconds:.1f} s | peak {self.peak_memory_mb:.0f} MiB"
+        )
+
+
+def prepare_task(
+    task: Task | str,
+    backend: Any,
+    *,
+    context_length: int | None = None,
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> Task:
+    """Resolve a task name and apply the context-length axis.
+
+    ``needle`` is built at ``context_length`` tokens; multiple-choice and generation tasks are
+    padded with distractor text to ``context_length`` tokens (:func:`pad_to_length`);
+    perplexity tasks keep their texts (the backend's window is set by :func:`evaluate`).
+    ``limit`` keeps the first documents; ``num_fewshot`` overrides the task's.
+    """
+    params = dict(params or {})
+    if num_fewshot is not None:
+        params["num_fewshot"] = num_fewshot
+    if isinstance(task, str):
+        if task == "needle":
+            params.setdefault("tokenizer", backend.tokenizer)
+            if context_length is not None:
+                params["length_tokens"] = context_length
+        t = get_task(task, **params)
+    else:
+        t = task
+        if params:
+            raise InvalidInputError("task parameters apply to task names, not Task objects")
+    if limit is not None:
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        from dataclasses import replace
+
+        t = replace(t, docs=t.docs[:limit])
+    if context_length is not None and t.kind != "perplexity" and t.name != "needle":
+        t = pad_to_length(t, backend.tokenizer, context_length)
+    return t
+
+
+def _peak_memory_mb(device: Any) -> float:
+    if str(device).startswith("cuda"):
+        import torch
+
+        return float(torch.cuda.max_memory_allocated()) / 2**20
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def _item_id(task: Task, i: int) -> str:
+    doc = task.docs[i]
+    return str(doc.get("id", i))
+
+
+def _answer_chunk(backend: Any, task: Task, indices: Sequence[int]) -> list[list[Any]]:
+    """Backend answers for the requests of the documents ``indices`` (batched together)."""
+    reqs = [task.requests(i) for i in indices]
+    flat = [r for rs in reqs for r in rs]
+    if not flat:
+        return [[] for _ in indices]
+    kind = type(flat[0])
+    if kind is LoglikelihoodRequest:
+        answers: list[Any] = backend.loglikelihood(flat)
+    elif kind is GenerationRequest:
+        answers = backend.generate_until(flat)
+    elif kind is RollingRequest:
+        answers = backend.loglikelihood_rolling(flat)
+    else:  # pragma: no cover - the task layer makes only these
+        raise InvalidInputError(f"unknown request type {kind.__name__}")
+    out, k = [], 0
+    for rs in reqs:
+        out.append(answers[k : k + len(rs)])
+        k += len(rs)
+    return out
+
+
+def _record(task: Task, i: int, answers: list[Any], latency: float) -> dict[str, Any]:
+    doc = task.docs[i]
+    scores = task.score(i, answers)
+    rec: dict[str, Any] = {"item_id": _item_id(task, i), "scores": scores, "latency_s": latency}
+    if "_context_tokens" in doc:
+        rec["tokens"] = int(doc["_context_tokens"])
+    if task.kind == "multiple_choice":
+        choices = task.doc_choices(doc)
+        lls = [float(a[0]) for a in answers]
+        rec["loglikelihoods"] = lls
+        rec["prediction"] = choices[int(np.argmax(lls))]
+        rec["request"] = {"context": task.context(i), "choices": choices}
+    elif task.kind == "generation":
+        rec["prediction"] = str(answers[0])
+        rec["request"] = {"context": task.context(i), "target": task.doc_target(doc)}
+    else:
+        rec["loglikelihoods"] = [float(answers[0])]
+    subtask = doc.get("subtask") or doc.get("depth")
+    if subtask is not None:
+        rec["subtask"] = str(subtask)
+    return rec
+
+
+def _summarise(task: Task, per_doc: list[dict[str, float]], seed: int) -> dict[str, Any]:
+    from ..stats import bootstrap_mean
+
+    if not per_doc:
+        return {}
+    if task.kind == "perplexity":
+        agg = task.aggregate(per_doc)
+        return {k: (float(v), math.nan, math.nan) for k, v in agg.items()}
+    out = {}
+    for metric in per_doc[0]:
+        values = np.array([d[metric] for d in per_doc], dtype=float)
+        if values.size >= 2:
+            iv = bootstrap_mean(values, n_resamples=2000, seed=seed)
+            out[metric] = (float(iv.estimate), float(iv.low), float(iv.high))
+        else:
+            out[metric] = (float(values.mean()), math.nan, math.nan)
+    return out
+
+
+def evaluate(
+    loaded: Any,
+    task: Task | str,
+    *,
+    precision: Precision | str = "shipped",
+    weight_error: dict[str, Any] | None = None,
+    store: Store | None = None,
+    context_length: int | None = None,
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    task_params: dict[str, Any] | None = None,
+    seed: int = 0,
+    chunk_size: int = 32,
+    progress: bool = True,
+    skip_done: bool = True,
+) -> CellResult:
+    """Evaluate a loaded model (already in ``precision``) on one task.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        From :func:`capscale.eval.load_model`; its weights are already in ``precision``
+        (see :func:`capscale.eval.sweep.run_cells`, which applies precisions).
+    task : Task or str
+        A task or a registered name / ``.jsonl`` path.
+    precision : Precision or str
+        What the weights are in (recorded with every result).
+    weight_error : dict, optional
+        Measured weight error statistics of the precision (stored with the run).
+    store : Store, optional
+        Results store; the run resumes when an unfinished run of the same cell exists.
+    context_length : int, optional
+        Target prompt length in tokens (the context axis); past the model's trained context
+        a :class:`~capscale.errors.ContextLengthWarning` is issued and the run is recorded.
+    num_fewshot, limit, task_params
+        Task settings (see :func:`prepare_task`).
+    seed : int
+        Recorded with the run; seeds the bootstrap CIs.
+    chunk_size : int
+        Documents per backend call and per store commit.
+    progress : bool
+        Show a progress bar.
+    skip_done : bool
+        With a store, return the stored result when a finished run of this cell exists
+        (``skipped=True``) instead of evaluating again.
+    """
+    t0 = time.perf_counter()
+    prec = parse_precision(precision)
+    backend = loaded.backend
+    card = loaded.card
+    t = prepare_task(
+        task,
+        backend,
+        context_length=context_length,
+        num_fewshot=num_fewshot,
+        limit=limit,
+        params=task_params,
+    )
+    trained = card.context_length
+    beyond = bool(context_length and trained and context_length > trained)
+    if beyond:
+        warnings.warn(
+            f"{card.name}: evaluating {t.name} at {context_length} tokens, past the model's "
+            f"trained context of {trained} tokens (recorded in the run config)",
+            ContextLengthWarning,
+            stacklevel=2,
+        )
+    old_max = backend.max_length
+    if context_length is not None:
+        # room for the answer: generated tokens, or the longest scored continuation
+        answer = t.max_new_tokens if t.kind == "generation" else 64
+        need = context_length + answer + 8
+        if t.kind == "perplexity":
+            backend.max_length = context_length
+        elif need > old_max:
+            backend.max_length = need
+    config = {
+        "task_hash": t.content_hash,
+        "num_fewshot": t.num_fewshot,
+        "n_docs": len(t.docs),
+        "dtype": str(backend.model.dtype).removeprefix("torch."),
+        "max_length": backend.max_length,
+        "beyond_trained_context": beyond,
+    }
+    spec = prec.store_spec(loaded.shipped)
+    run_id = None
+    done: set[str] = set()
+    task_ref = {
+        "name": t.name,
+        "version": f"{t.version}-{t.content_hash[:12]}",
+        "config": t.config(),
+    }
+    if store is not None and skip_done:
+        rid = store.completed_run(
+            card.to_dict(), spec, task_ref, config=config, seed=seed, context_length=context_length
+        )
+        if rid is not None:
+            backend.max_length = old_max
+            return _result(
+                loaded,
+                prec,
+                t,
+                context_length,
+                store,
+                rid,
+                [],
+                0,
+                seed,
+                t0,
+                weight_error,
+                skipped=True,
+            )
+    if store is not None:
+        run_id = store.start_run(
+            card.to_dict(),
+            spec,
+            task_ref,
+            config=config,
+            seed=seed,
+            context_length=context_length,
+        )
+        if weight_error is not None:
+            store.set_weight_error(run_id, weight_error)
+        done = store.done_items(run_id)
+    todo = [i for i in range(len(t.docs)) if _item_id(t, i) not in done]
+    per_doc: list[dict[str, float]] = []
+    try:
+        bar = tqdm(total=len(todo), desc=f"{t.name} {prec.name}", unit="item", disable=not progress)
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            c0 = time.perf_counter()
+            answers = _answer_chunk(backend, t, chunk)
+            latency = (time.perf_counter() - c0) / max(len(chunk), 1)
+            records = [_record(t, i, a, latency) for i, a in zip(chunk, answers, strict=True)]
+            if store is not None and run_id is not None:
+                store.add_records(run_id, records)
+            per_doc.extend(r["scores"] for r in records)
+            bar.update(len(chunk))
+        bar.close()
+    finally:
+        backend.max_length = old_max
+    if store is not None and run_id is not None:
+        store.finish_run(run_id)
+    return _result(
+        loaded, prec, t, context_length, store, run_id, per_doc, len(todo), seed, t0, weight_error
+    )
+
+
+def _result(
+    loaded: Any,
+    prec: Precision,
+    task: Task,
+    context_length: int | None,
+    store: Store | None,
+    run_id: int | None,
+    per_doc: list[dict[str, float]],
+    n_new: int,
+    seed: int,
+    t0: float,
+    weight_error: dict[str, Any] | None,
+    *,
+    skipped: bool = False,
+) -> CellResult:
+    """The cell's result; with a store, scores are summarised from every stored record of
+    the run (a resumed run includes the items of earlier calls)."""
+    if store is not None and run_id is not None:
+        df = store.records(run_id=run_id)
+        names = _metric_names(task, per_doc, df)
+        per_doc = [{m: float(row[f"score_{m}"]) for m in names} for _, row in df.iterrows()]
+    return CellResult(
+        run_id=run_id,
+        model=loaded.card.name,
+        precision=prec.name,
+        task=task.name,
+        context_length=context_length,
+        n_items=len(task.docs),
+        n_new=n_new,
+        scores=_summarise(task, per_doc, seed),
+        seconds=time.perf_counter() - t0,
+        peak_memory_mb=_peak_memory_mb(loaded.backend.device),
+        weight_error=weight_error,
+        skipped=skipped,
+    )
+
+
+def _metric_names(task: Task, per_doc: list[dict[str, float]], df: Any) -> list[str]:
+    if task.kind == "perplexity":
+        return list(_PPL_KEYS)
+    if per_doc:
+        return list(per_doc[0])
+    return [c.removeprefix("score_") for c in df.columns if c.startswith("score_")]
