@@ -20,7 +20,7 @@ __all__ = ["MAIN_METRIC", "study_table", "summarize_study"]
 MAIN_METRIC = {
     "capitals_mc": "acc",
     "arithmetic": "exact_match",
-    "needle": "exact_match",
+    "needle": "numeric_match",
     "facts_ppl": "loglikelihood",
 }
 
@@ -128,7 +128,12 @@ def _plot(table: pd.DataFrame, path: str) -> bool:
             yerr = [grp["mean"] - grp["ci_low"], grp["ci_high"] - grp["mean"]]
             label = "task prompts" if ctx == 0 else f"{ctx} tokens"
             ax.errorbar(x, grp["mean"], yerr=yerr, marker="o", capsize=3, label=label)
-            ax.set_xticks(x, [str(p)[:12] for p in grp["precision"]], rotation=35, ha="right")
+            ax.set_xticks(
+                x,
+                [str(p).replace("-rtn_asym", "")[:16] for p in grp["precision"]],
+                rotation=35,
+                ha="right",
+            )
         ax.set_title(f"{task} ({part['metric'].iloc[0]})")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7)
