@@ -1,11 +1,13 @@
 """Helpers shared by the benchmark scripts: each script rewrites only its own section of
 bench/RESULTS.md (between HTML comment markers), so the file always holds the latest figures
-of all; and the machine description they print."""
+of all; the machine description they print; and best-of-N timing."""
 
 from __future__ import annotations
 
 import platform
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -41,3 +43,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Fastest of ``repeats`` calls of ``fn``, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best

@@ -34,7 +34,7 @@ from gguf.quants import dequantize as gguf_dequantize
 from gguf.quants import quantize as gguf_quantize
 
 import capscale
-from _results import cpu_model, update_section
+from _results import best_time, cpu_model, update_section
 from capscale import _native
 from capscale.quant import dequantize, list_formats
 
@@ -46,16 +46,6 @@ CHEAP_REFERENCE = {
     "TQ2_0": "shifts and one multiply",
 }
 IN_CACHE_TYPES = ("Q4_0", "Q8_0", "Q4_K", "Q6_K", "IQ4_XS", "BF16")
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def blocks(name: str, n_elems: int, rng: np.random.Generator) -> np.ndarray:

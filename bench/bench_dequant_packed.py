@@ -28,20 +28,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 import capscale
-from _results import cpu_model, update_section
+from _results import best_time, cpu_model, update_section
 from capscale.quant.bnb import code_table, dequantize_int8, quantize_4bit
 from capscale.quant.gptq import quantize_awq_rtn, quantize_gptq_rtn
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
 
 # NumPy baselines: the documented formulas, vectorised, no Python loops over elements.
 

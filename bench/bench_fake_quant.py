@@ -32,21 +32,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 import capscale
-from _results import cpu_model, update_section
+from _results import best_time, cpu_model, update_section
 from capscale.quant.affine import PRESETS, AffineScheme, fake_quantize
 
 f32 = np.float32
 BITS, GROUP = 4, 128
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def numpy_fake_quant(x: np.ndarray, preset: str, bits: int, g: int) -> np.ndarray:

@@ -15,7 +15,7 @@ gguf = pytest.importorskip("gguf")
 
 
 def test_format_table_matches_the_gguf_package() -> None:
-    for f in list_formats():
+    for f in list_formats("gguf"):
         qtype = gguf.GGMLQuantizationType[f.name]
         assert int(qtype) == f.type_id
         assert gguf.GGML_QUANT_SIZES[qtype] == (f.block_size, f.type_size)
@@ -23,6 +23,15 @@ def test_format_table_matches_the_gguf_package() -> None:
     assert get_format("Q6_K").bits_per_weight == pytest.approx(6.5625)
     with pytest.raises(UnknownNameError, match="did you mean 'Q4_K'"):
         get_format("Q4K")
+    # checkpoint formats at their usual settings, with their storage cost
+    assert get_format("nf4").bits_per_weight == 4.5
+    assert get_format("NF4-DQ").bits_per_weight == pytest.approx(4 + 8 / 64 + 32 / 64 / 256)
+    assert get_format("GPTQ-INT4-G128").bits_per_weight == pytest.approx(4 + 20 / 128)
+    assert {f.family for f in list_formats()} == {"gguf", "bnb", "gptq", "awq"}
+    with pytest.raises(InvalidInputError, match="NF4 is a bnb format, not a GGUF block type"):
+        dequantize(np.zeros(36, np.uint8), "NF4")
+    with pytest.raises(UnknownNameError, match="unknown format family 'ggfu'"):
+        list_formats("ggfu")
 
 
 def test_error_stats_equal_numpy() -> None:

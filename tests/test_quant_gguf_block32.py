@@ -18,22 +18,16 @@ gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize as ref_dequantize  # noqa: E402
 from gguf.quants import quantize as ref_quantize  # noqa: E402
 
+from _gguf_blocks import SCALE_OFFSETS as ALL_OFFSETS  # noqa: E402
+from _gguf_blocks import SPECIAL_F16, random_blocks, sizes  # noqa: E402
+
 T = gguf.GGMLQuantizationType
 # An output array for native calls that fail before writing anything.
 EMPTY = np.empty(0, np.float32)
 
-# Byte offsets of each type's f16 fields (d, and m where there is a min); MXFP4's scale is an
-# E8M0 byte (every value valid), F16/BF16 are plain elements.
-SCALE_OFFSETS: dict[str, tuple[int, ...]] = {
-    "F16": (),
-    "BF16": (),
-    "Q4_0": (0,),
-    "Q4_1": (0, 2),
-    "Q5_0": (0,),
-    "Q5_1": (0, 2),
-    "Q8_0": (0,),
-    "IQ4_NL": (0,),
-    "MXFP4": (),
+SCALE_OFFSETS = {
+    k: ALL_OFFSETS[k]
+    for k in ("F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "IQ4_NL", "MXFP4")
 }
 TYPES = list(SCALE_OFFSETS)
 QUANTIZABLE = [t for t in TYPES if t != "IQ4_NL"]
@@ -41,30 +35,6 @@ QUANTIZABLE = [t for t in TYPES if t != "IQ4_NL"]
 # defined (gguf-py itself returns either depending on the number of rows); only NaN-ness is
 # compared there.
 WITH_MIN = ("Q4_1", "Q5_1")
-
-# ±0, smallest/largest subnormals (±), smallest normal, ±max finite (65504), 1.0; ±Inf,
-# quiet and signalling NaNs (with payloads), a negative NaN.
-SPECIAL_FINITE = [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x3C00]
-SPECIAL_NON_FINITE = [0x7C00, 0xFC00, 0x7E00, 0x7C01, 0x7D55, 0xFE00]
-SPECIAL_F16 = np.array([*SPECIAL_FINITE, *SPECIAL_NON_FINITE], dtype=np.uint16)
-
-
-def sizes(name: str) -> tuple[int, int]:
-    bs, ts = gguf.GGML_QUANT_SIZES[T[name]]
-    return int(bs), int(ts)
-
-
-def random_blocks(rng: np.random.Generator, name: str, rows: int, n_blocks: int) -> np.ndarray:
-    """(rows, n_blocks·type_size) uint8: random payload bytes (every pattern is valid) and f16
-    scales that are 40% special values (subnormal, ±Inf, NaN, zero, huge), else ~N(0, 0.01)."""
-    ts = sizes(name)[1]
-    raw = rng.integers(0, 256, (rows, n_blocks, ts), dtype=np.uint8)
-    for off in SCALE_OFFSETS[name]:
-        normal = (rng.standard_normal((rows, n_blocks)) * 0.01).astype(np.float16)
-        special = rng.choice(SPECIAL_F16, (rows, n_blocks))
-        bits = np.where(rng.random((rows, n_blocks)) < 0.4, special, normal.view(np.uint16))
-        raw[..., off : off + 2] = bits.astype("<u2").view(np.uint8).reshape(rows, n_blocks, 2)
-    return raw.reshape(rows, n_blocks * ts)
 
 
 def reference(raw: np.ndarray, name: str) -> np.ndarray:

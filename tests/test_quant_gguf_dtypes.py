@@ -24,61 +24,31 @@ from capscale.quant import dequantize, list_formats
 gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize as ref_dequantize  # noqa: E402
 
+from _gguf_blocks import (  # noqa: E402
+    SCALE_OFFSETS,
+    SPECIAL_FINITE,
+    SPECIAL_NON_FINITE,
+    SPECIAL_TIES,
+    random_blocks,
+    sizes,
+)
+
 T = gguf.GGMLQuantizationType
 
-# Byte offsets of each type's f16 scale fields (MXFP4's E8M0 byte takes every value anyway;
-# the float types are plain elements whose random bytes include subnormals, Inf and NaN).
-SCALE_OFFSETS: dict[str, tuple[int, ...]] = {
-    "F32": (),
-    "F16": (),
-    "BF16": (),
-    "Q4_0": (0,),
-    "Q4_1": (0, 2),
-    "Q5_0": (0,),
-    "Q5_1": (0, 2),
-    "Q8_0": (0,),
-    "IQ4_NL": (0,),
-    "MXFP4": (),
-    "Q2_K": (80, 82),
-    "Q3_K": (108,),
-    "Q4_K": (0, 2),
-    "Q5_K": (0, 2),
-    "Q6_K": (208,),
-    "IQ4_XS": (0,),
-    "TQ1_0": (52,),
-    "TQ2_0": (64,),
-}
 TYPES = list(SCALE_OFFSETS)
 DTYPES = ["float32", "float16", "bfloat16"]
 STORAGE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}
 
-# ±0, subnormals, smallest normal, ±65504, 1.0, values whose products land on f16/bf16 ties;
-# ±Inf, quiet and signalling NaNs.
-SPECIAL_FINITE = [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x3C00]
-SPECIAL_TIES = [0x3C01, 0x0C01]
-SPECIAL_NON_FINITE = [0x7C00, 0xFC00, 0x7E00, 0x7C01, 0xFE00]
-SPECIAL_F16 = np.array([*SPECIAL_FINITE, *SPECIAL_TIES, *SPECIAL_NON_FINITE], dtype=np.uint16)
-
-
-def sizes(name: str) -> tuple[int, int]:
-    bs, ts = gguf.GGML_QUANT_SIZES[T[name]]
-    return int(bs), int(ts)
+SPECIALS = np.array([*SPECIAL_FINITE, *SPECIAL_TIES, *SPECIAL_NON_FINITE], np.uint16)
 
 
 def test_every_format_is_covered() -> None:
-    assert sorted(TYPES) == sorted(f.name for f in list_formats())
+    assert sorted(TYPES) == sorted(f.name for f in list_formats("gguf"))
 
 
-def random_blocks(rng: np.random.Generator, name: str, n_blocks: int) -> np.ndarray:
-    """Flat uint8 blocks: random payloads, f16 scales 40% special, else ~N(0, 0.01)."""
-    ts = sizes(name)[1]
-    raw = rng.integers(0, 256, (n_blocks, ts), dtype=np.uint8)
-    for off in SCALE_OFFSETS[name]:
-        normal = (rng.standard_normal(n_blocks) * 0.01).astype(np.float16).view(np.uint16)
-        special = rng.choice(SPECIAL_F16, n_blocks)
-        bits = np.where(rng.random(n_blocks) < 0.4, special, normal)
-        raw[:, off : off + 2] = bits.astype("<u2").view(np.uint8).reshape(n_blocks, 2)
-    return raw.reshape(-1)
+def flat_blocks(rng: np.random.Generator, name: str, n_blocks: int) -> np.ndarray:
+    """Flat uint8 blocks whose f16 scales are 40% special values (ties included)."""
+    return random_blocks(rng, name, 1, n_blocks, SPECIALS).reshape(-1)
 
 
 def reference(raw: np.ndarray, name: str) -> np.ndarray:
@@ -133,7 +103,7 @@ def assert_same(ours: np.ndarray, want: np.ndarray, dtype: str) -> None:
 @pytest.mark.parametrize("name", TYPES)
 def test_16_bit_outputs_are_the_reference_rounded_once(name: str) -> None:
     bs = sizes(name)[0]
-    raw = random_blocks(np.random.default_rng(TYPES.index(name)), name, 4096 // bs * 3 + 5)
+    raw = flat_blocks(np.random.default_rng(TYPES.index(name)), name, 4096 // bs * 3 + 5)
     ref32 = reference(raw, name)
     for dtype in DTYPES:
         ours = dequantize(raw, name, dtype=dtype)
@@ -206,7 +176,7 @@ def test_out_buffers_give_the_fresh_bits(name: str) -> None:
     # Past one parallel task (2048 blocks; 2048·256 elements for the float types), so two
     # threads split the work; a misaligned out (offset by one element) cannot stream.
     bs = sizes(name)[0]
-    raw = random_blocks(np.random.default_rng(OUT_TYPES.index(name)), name, 2053 * (256 // bs))
+    raw = flat_blocks(np.random.default_rng(OUT_TYPES.index(name)), name, 2053 * (256 // bs))
     n = raw.size // sizes(name)[1] * bs
     for dtype in DTYPES:
         storage = STORAGE[dtype]
@@ -238,7 +208,7 @@ def test_out_buffer_reused_across_types() -> None:
     rng = np.random.default_rng(11)
     out = np.empty(4096, np.float32)
     for name in ("Q4_0", "Q6_K", "IQ4_XS"):
-        raw = random_blocks(rng, name, 4096 // sizes(name)[0])
+        raw = flat_blocks(rng, name, 4096 // sizes(name)[0])
         assert dequantize(raw, name, out=out) is out
         assert_same(out, reference(raw, name), "float32")
 
@@ -247,7 +217,7 @@ def test_out_buffer_reused_across_types() -> None:
 
 
 def test_bad_out_arguments() -> None:
-    raw = random_blocks(np.random.default_rng(0), "Q4_0", 2)  # 64 elements
+    raw = flat_blocks(np.random.default_rng(0), "Q4_0", 2)  # 64 elements
     with pytest.raises(InvalidInputError, match="out has dtype float64; dtype 'float32' needs"):
         dequantize(raw, "Q4_0", out=np.empty(64, np.float64))
     with pytest.raises(InvalidInputError, match=r"needs uint16 \(bfloat16 bit patterns\)"):

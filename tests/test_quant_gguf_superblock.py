@@ -17,47 +17,23 @@ gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize as ref_dequantize  # noqa: E402
 from gguf.quants import quantize as ref_quantize  # noqa: E402
 
+from _gguf_blocks import SCALE_OFFSETS as ALL_OFFSETS  # noqa: E402
+from _gguf_blocks import SPECIAL_F16, random_blocks  # noqa: E402
+
 T = gguf.GGMLQuantizationType
 # An output array for native calls that fail before writing anything.
 EMPTY = np.empty(0, np.float32)
 
-# Byte offsets of each type's f16 scale fields (d, and dmin where there is one).
 SCALE_OFFSETS = {
-    "Q2_K": (80, 82),
-    "Q3_K": (108,),
-    "Q4_K": (0, 2),
-    "Q5_K": (0, 2),
-    "Q6_K": (208,),
-    "IQ4_XS": (0,),
-    "TQ1_0": (52,),
-    "TQ2_0": (64,),
+    k: ALL_OFFSETS[k] for k in ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "TQ1_0", "TQ2_0")
 }
 TYPES = list(SCALE_OFFSETS)
 TERNARY = ["TQ1_0", "TQ2_0"]
 NO_REFERENCE_QUANTIZER = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"]
 
-# ±0, smallest/largest subnormals (±), smallest normal, ±max finite (65504), 1.0; ±Inf,
-# quiet and signalling NaNs, a negative NaN.
-SPECIAL_FINITE = [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x3C00]
-SPECIAL_NON_FINITE = [0x7C00, 0xFC00, 0x7E00, 0x7C01, 0xFE00]
-SPECIAL_F16 = np.array([*SPECIAL_FINITE, *SPECIAL_NON_FINITE], dtype=np.uint16)
-
 
 def type_size(name: str) -> int:
     return int(gguf.GGML_QUANT_SIZES[T[name]][1])
-
-
-def random_blocks(rng: np.random.Generator, name: str, rows: int, n_blocks: int) -> np.ndarray:
-    """(rows, n_blocks·type_size) uint8: random payload bytes (every pattern is valid) and f16
-    scales that are 40% special values (subnormal, ±Inf, NaN, zero, huge), else ~N(0, 0.01)."""
-    ts = type_size(name)
-    raw = rng.integers(0, 256, (rows, n_blocks, ts), dtype=np.uint8)
-    for off in SCALE_OFFSETS[name]:
-        normal = (rng.standard_normal((rows, n_blocks)) * 0.01).astype(np.float16)
-        special = rng.choice(SPECIAL_F16, (rows, n_blocks))
-        bits = np.where(rng.random((rows, n_blocks)) < 0.4, special, normal.view(np.uint16))
-        raw[..., off : off + 2] = bits.astype("<u2").view(np.uint8).reshape(rows, n_blocks, 2)
-    return raw.reshape(rows, n_blocks * ts)
 
 
 def reference(raw: np.ndarray, name: str) -> np.ndarray:

@@ -27,6 +27,19 @@ def _as_bytes(data: Any) -> np.ndarray:
     return np.ascontiguousarray(arr).reshape(-1)
 
 
+def _gguf_format(fmt: str | Format) -> Format:
+    """A registered GGUF block type (other families point to their own functions)."""
+    f = get_format(fmt)
+    if f.family != "gguf":
+        where = {"bnb": "capscale.quant.bnb", "gptq": "capscale.quant.gptq"}.get(
+            f.family, "capscale.quant.gptq"
+        )
+        raise InvalidInputError(
+            f"{f.name} is a {f.family} format, not a GGUF block type: use {where}"
+        )
+    return f
+
+
 def dequantize(
     data: Any,
     fmt: str | Format,
@@ -82,7 +95,7 @@ def dequantize(
     UnknownNameError
         ``fmt`` is not a registered format (with a "did you mean" hint).
     """
-    f = get_format(fmt)
+    f = _gguf_format(fmt)
     check_count("n_threads", n_threads, 0)
     dt = resolve_dtype(dtype)
     raw = _as_bytes(data)
@@ -107,7 +120,7 @@ def quantize(x: Any, fmt: str | Format) -> np.ndarray:
     """Quantize float values with the reference round-to-nearest quantizer of ``fmt``
     (byte-identical to ggml's ``quantize_row_*_ref``); the last axis must be a whole number
     of blocks. Returns uint8 of shape ``(*x.shape[:-1], row_bytes)``."""
-    f = get_format(fmt)
+    f = _gguf_format(fmt)
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
         raise InvalidInputError(f"values must be real numbers, got dtype {arr.dtype}")

@@ -143,6 +143,8 @@ def parse_scheme(spec: str | QuantScheme | Any) -> QuantScheme:
         from .formats import get_format
 
         fmt = get_format(spec.split(":", 1)[1])
+        if fmt.family != "gguf":
+            raise InvalidInputError(f"{spec!r}: {fmt.name} is not a GGUF block type")
         return QuantScheme(f"gguf:{fmt.name}", "gguf", {"type": fmt.name})
     m = _BNB_RE.match(s)
     if m:
