@@ -46,7 +46,8 @@
 //!   element) unless `allow_nonfinite`, in which case the whole group becomes NaN (values,
 //!   scale and zero NaN, codes 0). Constant groups give finite results through the clamps.
 
-use super::output::{Bf16, OutElem, OutSlice, F16};
+use super::output::{Bf16, OutSlice, F16};
+use super::simd::{has_avx2_f16c, Out};
 use crate::error::{CoreError, CoreResult};
 use crate::parallel;
 use rayon::prelude::*;
@@ -249,7 +250,7 @@ impl AffineParams {
             inv_max: (1.0 / self.eps) as f32,
             group: self.group_size,
             allow_nonfinite: self.allow_nonfinite,
-            avx2: has_avx2(),
+            avx2: has_avx2_f16c(),
         }
     }
 }
@@ -589,7 +590,7 @@ fn stats_scalar(w: &[f32]) -> (f32, f32, bool) {
 }
 
 #[inline(always)]
-fn group_scalar<O: Kind, const MODE: u8, const RNE: bool, const VALUES: bool, const CODES: bool>(
+fn group_scalar<O: Out, const MODE: u8, const RNE: bool, const VALUES: bool, const CODES: bool>(
     w: &[f32],
     k: &Consts,
     qmax: f32,
@@ -612,7 +613,7 @@ fn group_scalar<O: Kind, const MODE: u8, const RNE: bool, const VALUES: bool, co
 }
 
 /// A whole group that held NaN/inf, with `allow_nonfinite`.
-fn nan_group<O: Kind>(
+fn nan_group<O: Out>(
     dst: &mut [O],
     codes: &mut [u8],
     scale: Option<&mut f32>,
@@ -630,13 +631,7 @@ fn nan_group<O: Kind>(
 
 /// The portable loop over a task's groups; `Some(i)`: first non-finite value (task-relative)
 /// when they are rejected.
-fn groups_scalar<
-    O: Kind,
-    const MODE: u8,
-    const RNE: bool,
-    const VALUES: bool,
-    const CODES: bool,
->(
+fn groups_scalar<O: Out, const MODE: u8, const RNE: bool, const VALUES: bool, const CODES: bool>(
     p: &Prep,
     t: Task<'_, O>,
 ) -> Option<usize> {
@@ -679,7 +674,7 @@ fn deq_consts(p: &Prep, scale: f32, zero: f32) -> (f32, f32, f32) {
     }
 }
 
-fn deq_scalar<O: Kind, const ADD: bool>(c: &[u8], zsub: f32, s: f32, zpost: f32, dst: &mut [O]) {
+fn deq_scalar<O: Out, const ADD: bool>(c: &[u8], zsub: f32, s: f32, zpost: f32, dst: &mut [O]) {
     for (d, &q) in dst.iter_mut().zip(c) {
         let v = (f32::from(q) - zsub) * s;
         *d = O::from_f32(if ADD { v + zpost } else { v });
@@ -721,7 +716,7 @@ fn groups_per_task(group: usize) -> usize {
 }
 
 /// Run every task (in parallel when there are several); the first non-finite index, if any.
-fn run<O: Kind>(
+fn run<O: Out>(
     p: &Prep,
     src: &[f32],
     dst: &mut [O],
@@ -762,7 +757,7 @@ fn run<O: Kind>(
     Ok(firsts.into_iter().flatten().min())
 }
 
-fn dispatch_mode<O: Kind>(p: &Prep, t: Task<'_, O>) -> Option<usize> {
+fn dispatch_mode<O: Out>(p: &Prep, t: Task<'_, O>) -> Option<usize> {
     match p.conv.mode() {
         DIV => dispatch_round::<O, DIV>(p, t),
         MULADD => dispatch_round::<O, MULADD>(p, t),
@@ -770,7 +765,7 @@ fn dispatch_mode<O: Kind>(p: &Prep, t: Task<'_, O>) -> Option<usize> {
     }
 }
 
-fn dispatch_round<O: Kind, const MODE: u8>(p: &Prep, t: Task<'_, O>) -> Option<usize> {
+fn dispatch_round<O: Out, const MODE: u8>(p: &Prep, t: Task<'_, O>) -> Option<usize> {
     if p.round_even {
         dispatch_outs::<O, MODE, true>(p, t)
     } else {
@@ -778,7 +773,7 @@ fn dispatch_round<O: Kind, const MODE: u8>(p: &Prep, t: Task<'_, O>) -> Option<u
     }
 }
 
-fn dispatch_outs<O: Kind, const MODE: u8, const RNE: bool>(
+fn dispatch_outs<O: Out, const MODE: u8, const RNE: bool>(
     p: &Prep,
     t: Task<'_, O>,
 ) -> Option<usize> {
@@ -790,7 +785,7 @@ fn dispatch_outs<O: Kind, const MODE: u8, const RNE: bool>(
     }
 }
 
-fn groups<O: Kind, const MODE: u8, const RNE: bool, const VALUES: bool, const CODES: bool>(
+fn groups<O: Out, const MODE: u8, const RNE: bool, const VALUES: bool, const CODES: bool>(
     p: &Prep,
     t: Task<'_, O>,
 ) -> Option<usize> {
@@ -805,7 +800,7 @@ fn groups<O: Kind, const MODE: u8, const RNE: bool, const VALUES: bool, const CO
 /// Codes, output, scales and zeros of one dequantization task.
 type DeqChunk<'a, O> = (&'a [u8], &'a mut [O], &'a [f32], &'a [f32]);
 
-fn run_deq<O: Kind>(
+fn run_deq<O: Out>(
     p: &Prep,
     codes: &[u8],
     scales: &[f32],
@@ -830,7 +825,7 @@ fn run_deq<O: Kind>(
     Ok(())
 }
 
-fn deq_task<O: Kind>(p: &Prep, codes: &[u8], scales: &[f32], zeros: &[f32], dst: &mut [O]) {
+fn deq_task<O: Out>(p: &Prep, codes: &[u8], scales: &[f32], zeros: &[f32], dst: &mut [O]) {
     let add = p.conv == Convention::TorchaoInt4;
     #[cfg(target_arch = "x86_64")]
     if p.avx2 {
@@ -860,73 +855,15 @@ fn deq_task<O: Kind>(p: &Prep, codes: &[u8], scales: &[f32], zeros: &[f32], dst:
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Output types for the SIMD stores.
-// ---------------------------------------------------------------------------------------------
-
-/// An output element type with its kind for the AVX2 stores.
-trait Kind: OutElem {
-    /// 0: f32, 1: f16, 2: bf16.
-    const KIND: u8;
-}
-
-impl Kind for f32 {
-    const KIND: u8 = 0;
-}
-
-impl Kind for F16 {
-    const KIND: u8 = 1;
-}
-
-impl Kind for Bf16 {
-    const KIND: u8 = 2;
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_avx2() -> bool {
-    false
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! AVX2 kernels. Every function carries the target features and there are no closures
     //! (a closure does not inherit them, and the intrinsics would not inline). Each computes
     //! the same IEEE operations as the portable code, so the bits are identical.
 
+    use super::super::simd::x86::store8;
     use super::*;
     use std::arch::x86_64::*;
-
-    /// 8 f32 → 8 bf16 bit patterns, round to nearest even, NaN kept quiet (as
-    /// [`super::super::output::f32_to_bf16`]).
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn bf16x8(v: __m256) -> __m128i {
-        let b = _mm256_castps_si256(v);
-        let hi = _mm256_srli_epi32::<16>(b);
-        let lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
-        let bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF));
-        let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(b, bias));
-        let quiet = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
-        let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
-        let r = _mm256_blendv_epi8(rounded, quiet, nan);
-        _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r))
-    }
-
-    /// Round 8 values into `O` and store them at `p`.
-    #[target_feature(enable = "avx2,f16c")]
-    #[inline]
-    unsafe fn store8<O: Kind>(p: *mut O, v: __m256) {
-        match O::KIND {
-            0 => _mm256_storeu_ps(p.cast::<f32>(), v),
-            1 => _mm_storeu_si128(p.cast(), _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v)),
-            _ => _mm_storeu_si128(p.cast(), bf16x8(v)),
-        }
-    }
 
     #[target_feature(enable = "avx2")]
     #[inline]
@@ -1004,7 +941,7 @@ mod x86 {
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn group<
-        O: Kind,
+        O: Out,
         const MODE: u8,
         const RNE: bool,
         const VALUES: bool,
@@ -1049,7 +986,7 @@ mod x86 {
                 } else {
                     v
                 };
-                store8::<O>(out.add(i), v);
+                store8::<O, false>(out.add(i), v);
             }
             if CODES {
                 let qi = _mm256_cvtps_epi32(q);
@@ -1079,7 +1016,7 @@ mod x86 {
     /// `CODES`) hold as many elements as `t.src`.
     #[target_feature(enable = "avx2,f16c")]
     pub(super) unsafe fn groups<
-        O: Kind,
+        O: Out,
         const MODE: u8,
         const RNE: bool,
         const VALUES: bool,
@@ -1121,7 +1058,7 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX2 and F16C.
     #[target_feature(enable = "avx2,f16c")]
-    pub(super) unsafe fn deq_groups<O: Kind, const ADD: bool>(
+    pub(super) unsafe fn deq_groups<O: Out, const ADD: bool>(
         p: &Prep,
         codes: &[u8],
         scales: &[f32],
@@ -1149,7 +1086,7 @@ mod x86 {
                 let q = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q));
                 let v = _mm256_mul_ps(_mm256_sub_ps(q, vz), vs);
                 let v = if ADD { _mm256_add_ps(v, vp) } else { v };
-                store8::<O>(dp.add(i), v);
+                store8::<O, false>(dp.add(i), v);
                 i += 8;
             }
             deq_scalar::<O, ADD>(
@@ -1197,7 +1134,7 @@ mod tests {
     }
 
     /// Run a convention with an explicit kernel choice (portable or AVX2), all outputs.
-    trait Wrap: Kind {
+    trait Wrap: Out {
         fn wrap(d: &mut [Self]) -> OutSlice<'_>;
     }
     impl Wrap for f32 {
@@ -1223,7 +1160,7 @@ mod tests {
         avx2: bool,
     ) -> (Vec<O>, Vec<u8>, Vec<f32>, Vec<f32>) {
         let mut prep = p.prep();
-        prep.avx2 = avx2 && has_avx2();
+        prep.avx2 = avx2 && has_avx2_f16c();
         let n_groups = x.len() / p.group_size;
         let mut out = vec![O::default(); x.len()];
         let mut codes = vec![0u8; x.len()];
@@ -1334,7 +1271,7 @@ mod tests {
                 let p = params(conv, 3, 32);
                 let (vals, codes, scales, zeros) = run_all::<f32>(&p, &x, 64, avx2);
                 let mut prep = p.prep();
-                prep.avx2 = avx2 && has_avx2();
+                prep.avx2 = avx2 && has_avx2_f16c();
                 let mut out = vec![0f32; x.len()];
                 run_deq::<f32>(&prep, &codes, &scales, &zeros, &mut out, 2).unwrap();
                 assert_eq!(bits_f32(&out), bits_f32(&vals), "{conv:?} avx2={avx2}");
@@ -1404,7 +1341,7 @@ mod tests {
         for avx2 in [false, true] {
             let p = params(Convention::RtnAsym, 4, 32);
             let mut prep = p.prep();
-            prep.avx2 = avx2 && has_avx2();
+            prep.avx2 = avx2 && has_avx2_f16c();
             let mut out = vec![0f32; 256];
             let bufs = Bufs {
                 codes: &mut [],

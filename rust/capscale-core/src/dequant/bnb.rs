@@ -20,8 +20,8 @@
 //! the block's absmax is looked up 8 elements at a time with two `vpermps` and a blend on bit 3
 //! of the code. The portable path gives identical bits (tested).
 //!
-//! The [`store`] module (output element kinds and the 8-lane AVX2 rounding store) is shared with
-//! the GPTQ/AWQ kernels.
+//! The [`store`] module (kernel variant choice and the AVX2 run store) is shared with the
+//! GPTQ/AWQ kernels; the 8-lane rounding stores are [`super::simd`]'s.
 
 use super::output::OutSlice;
 use crate::error::{CoreError, CoreResult};
@@ -45,45 +45,9 @@ const TASK_ELEMS: usize = 1 << 15;
 // ---------------------------------------------------------------------------------------------
 
 pub(crate) mod store {
-    //! The output element kinds the packed-integer kernels write, and (x86-64) an AVX2 store of
-    //! 8 exact f32 values rounded once into the kind: f32 as is, float16 with F16C's
-    //! `vcvtps2ph` (round to nearest even, NaN made quiet keeping its top payload bits: the same
-    //! bits as [`super::super::half::f32_to_f16`]), bfloat16 by integer round-to-nearest-even
-    //! (identical to [`super::super::output::f32_to_bf16`]).
-
-    use super::super::output::{Bf16, OutElem, F16};
-
-    /// The three output kinds.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(crate) enum Kind {
-        F32,
-        F16,
-        Bf16,
-    }
-
-    /// An output element type with its kind (a constant, so dispatch on it folds away).
-    pub(crate) trait Elem: OutElem {
-        const KIND: Kind;
-    }
-
-    impl Elem for f32 {
-        const KIND: Kind = Kind::F32;
-    }
-
-    impl Elem for F16 {
-        const KIND: Kind = Kind::F16;
-    }
-
-    impl Elem for Bf16 {
-        const KIND: Kind = Kind::Bf16;
-    }
-
-    /// Whether the AVX2 + F16C kernels can run.
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    pub(crate) fn has_avx2() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
-    }
+    //! Which kernel variant runs (portable, AVX2 with plain or with streaming stores), and
+    //! (x86-64) [`x86::emit_run`], the run store of the GPTQ/AWQ kernels. The output element
+    //! types and the 8-lane rounding stores are [`super::super::simd`]'s.
 
     /// Which variant of a kernel runs.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,50 +72,22 @@ pub(crate) mod store {
     /// caller's buffer, pages already mapped), large, 16-byte aligned and `granular` (every
     /// vector store the kernel issues then lands 16-byte aligned).
     pub(crate) fn choose<O>(dst: &[O], granular: bool, reused: bool) -> Path {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if has_avx2() {
-                let big = std::mem::size_of_val(dst) >= STREAM_MIN_BYTES;
-                let aligned = (dst.as_ptr() as usize) % 16 == 0;
-                return if reused && big && aligned && granular {
-                    Path::Stream
-                } else {
-                    Path::Avx2
-                };
-            }
+        if !super::super::simd::has_avx2_f16c() {
+            return Path::Portable;
         }
-        let _ = (dst, granular, reused);
-        Path::Portable
+        let big = std::mem::size_of_val(dst) >= STREAM_MIN_BYTES;
+        let aligned = super::super::simd::stream_aligned(dst.as_ptr());
+        if reused && big && aligned && granular {
+            Path::Stream
+        } else {
+            Path::Avx2
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
     pub(crate) mod x86 {
-        use super::{Elem, Kind};
+        use super::super::super::simd::{x86::store8, Out};
         use std::arch::x86_64::*;
-
-        /// As [`store8`] with non-temporal (streaming) stores; `p` must be 16-byte aligned.
-        ///
-        /// # Safety
-        /// AVX2 and F16C must be available, `p..p+8` writable and `p` 16-byte aligned.
-        #[target_feature(enable = "avx2,f16c")]
-        #[inline]
-        pub(crate) unsafe fn stream8<O: Elem>(p: *mut O, v: __m256) {
-            match O::KIND {
-                Kind::F32 => {
-                    _mm_stream_ps(p.cast::<f32>(), _mm256_castps256_ps128(v));
-                    _mm_stream_ps(p.cast::<f32>().add(4), _mm256_extractf128_ps::<1>(v));
-                }
-                Kind::F16 => _mm_stream_si128(
-                    p.cast::<__m128i>(),
-                    _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v),
-                ),
-                Kind::Bf16 => {
-                    let mut tmp = [0u16; 8];
-                    store8::<O>(tmp.as_mut_ptr().cast::<O>(), v);
-                    _mm_stream_si128(p.cast::<__m128i>(), _mm_loadu_si128(tmp.as_ptr().cast()));
-                }
-            }
-        }
 
         /// Round `src` (exact f32 values) into `O` and write them at `dst..dst + src.len()`.
         /// With `NT`, the whole 64-byte lines inside the run take streaming stores and the
@@ -166,7 +102,7 @@ pub(crate) mod store {
         /// `size_of::<O>()` (true when the output's base is 16-byte aligned).
         #[target_feature(enable = "avx2,f16c")]
         #[inline]
-        pub(crate) unsafe fn emit_run<O: Elem, const NT: bool>(dst: *mut O, src: &[f32]) {
+        pub(crate) unsafe fn emit_run<O: Out, const NT: bool>(dst: *mut O, src: &[f32]) {
             let n = src.len();
             let size = std::mem::size_of::<O>();
             let sp = src.as_ptr();
@@ -184,12 +120,12 @@ pub(crate) mod store {
                 }
                 let body = head + ((n - head) * size / 64) * 64 / size;
                 while i + 8 <= body {
-                    stream8::<O>(dst.add(i), _mm256_loadu_ps(sp.add(i)));
+                    store8::<O, true>(dst.add(i), _mm256_loadu_ps(sp.add(i)));
                     i += 8;
                 }
             }
             while i + 8 <= n {
-                store8::<O>(dst.add(i), _mm256_loadu_ps(sp.add(i)));
+                store8::<O, false>(dst.add(i), _mm256_loadu_ps(sp.add(i)));
                 i += 8;
             }
             while i < n {
@@ -197,42 +133,11 @@ pub(crate) mod store {
                 i += 1;
             }
         }
-
-        /// Round 8 f32 values into `O` and store them (unaligned) at `p`.
-        ///
-        /// # Safety
-        /// AVX2 and F16C must be available and `p..p+8` writable.
-        #[target_feature(enable = "avx2,f16c")]
-        #[inline]
-        pub(crate) unsafe fn store8<O: Elem>(p: *mut O, v: __m256) {
-            match O::KIND {
-                Kind::F32 => _mm256_storeu_ps(p.cast::<f32>(), v),
-                Kind::F16 => _mm_storeu_si128(
-                    p.cast::<__m128i>(),
-                    _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v),
-                ),
-                Kind::Bf16 => {
-                    let b = _mm256_castps_si256(v);
-                    let hi = _mm256_srli_epi32::<16>(b);
-                    let lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
-                    let bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF));
-                    let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(b, bias));
-                    let quiet = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
-                    let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
-                    let r = _mm256_blendv_epi8(rounded, quiet, nan);
-                    // Every lane is ≤ 0xFFFF: the unsigned saturating pack keeps it as is.
-                    let packed = _mm_packus_epi32(
-                        _mm256_castsi256_si128(r),
-                        _mm256_extracti128_si256::<1>(r),
-                    );
-                    _mm_storeu_si128(p.cast::<__m128i>(), packed);
-                }
-            }
-        }
     }
 }
 
-use store::{Elem, Path};
+use super::simd::Out;
+use store::Path;
 
 // ---------------------------------------------------------------------------------------------
 // 4-bit: arguments and checks.
@@ -379,7 +284,7 @@ fn nibble(packed: &[u8], i: usize) -> usize {
 
 /// Portable: elements `start..start + dst.len()` of one block with absmax `a`.
 #[inline]
-fn block_portable<O: Elem>(packed: &[u8], code: &[f32; 16], a: f32, start: usize, dst: &mut [O]) {
+fn block_portable<O: Out>(packed: &[u8], code: &[f32; 16], a: f32, start: usize, dst: &mut [O]) {
     if start % 2 == 0 {
         let total = dst.len();
         let bytes = &packed[start / 2..];
@@ -402,8 +307,7 @@ fn block_portable<O: Elem>(packed: &[u8], code: &[f32; 16], a: f32, start: usize
 
 #[cfg(target_arch = "x86_64")]
 mod avx2_4bit {
-    use super::store::x86::{store8, stream8};
-    use super::store::Elem;
+    use super::super::simd::{x86::store8, Out};
     use std::arch::x86_64::*;
 
     /// One block whose first element `start` is even: 32 elements (16 bytes) at a time through
@@ -413,7 +317,7 @@ mod avx2_4bit {
     /// AVX2 and F16C must be available; `packed` must hold the bytes of elements
     /// `start..start + dst.len()`.
     #[target_feature(enable = "avx2,f16c")]
-    pub(super) unsafe fn block<O: Elem, const NT: bool>(
+    pub(super) unsafe fn block<O: Out, const NT: bool>(
         packed: &[u8],
         code: &[f32; 16],
         a: f32,
@@ -449,23 +353,19 @@ mod avx2_4bit {
     /// Codes in the low 8 bytes of `idx` → `table[code]` (table in `tlo`, `thi`) → 8 outputs.
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn lookup8<O: Elem, const NT: bool>(idx: __m128i, tlo: __m256, thi: __m256, p: *mut O) {
+    unsafe fn lookup8<O: Out, const NT: bool>(idx: __m128i, tlo: __m256, thi: __m256, p: *mut O) {
         let i = _mm256_cvtepu8_epi32(idx);
         let a = _mm256_permutevar8x32_ps(tlo, i);
         let b = _mm256_permutevar8x32_ps(thi, i);
         // Bit 3 of the code into the sign bit selects the upper half of the table.
         let sel = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(i));
         let v = _mm256_blendv_ps(a, b, sel);
-        if NT {
-            stream8::<O>(p, v);
-        } else {
-            store8::<O>(p, v);
-        }
+        store8::<O, NT>(p, v);
     }
 }
 
 /// Blocks `b0..` covering `dst` (elements `b0·blocksize ..`), serially.
-fn run_4bit<O: Elem>(
+fn run_4bit<O: Out>(
     packed: &[u8],
     absmax: &Absmax<'_>,
     code: &[f32; 16],
@@ -515,7 +415,7 @@ fn fence(path: Path) {
     let _ = path;
 }
 
-fn dequantize_4bit_into<O: Elem>(
+fn dequantize_4bit_into<O: Out>(
     packed: &[u8],
     absmax: &Absmax<'_>,
     code: &[f32],
@@ -584,7 +484,7 @@ pub fn dequantize_4bit(
 
 /// Portable: one row.
 #[inline]
-fn int8_row_portable<O: Elem>(q: &[i8], s: f32, dst: &mut [O]) {
+fn int8_row_portable<O: Out>(q: &[i8], s: f32, dst: &mut [O]) {
     for (d, &v) in dst.iter_mut().zip(q) {
         *d = O::from_f32(v as f32 * s * INT8_SCALE);
     }
@@ -592,8 +492,7 @@ fn int8_row_portable<O: Elem>(q: &[i8], s: f32, dst: &mut [O]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2_int8 {
-    use super::store::x86::{store8, stream8};
-    use super::store::Elem;
+    use super::super::simd::{x86::store8, Out};
     use super::INT8_SCALE;
     use std::arch::x86_64::*;
 
@@ -602,7 +501,7 @@ mod avx2_int8 {
     /// # Safety
     /// AVX2 and F16C must be available.
     #[target_feature(enable = "avx2,f16c")]
-    pub(super) unsafe fn row<O: Elem, const NT: bool>(q: &[i8], s: f32, dst: &mut [O]) -> usize {
+    pub(super) unsafe fn row<O: Out, const NT: bool>(q: &[i8], s: f32, dst: &mut [O]) -> usize {
         let vs = _mm256_set1_ps(s);
         let vc = _mm256_set1_ps(INT8_SCALE);
         let mut done = 0;
@@ -612,18 +511,14 @@ mod avx2_int8 {
             }
             let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(src.as_ptr().cast())));
             let v = _mm256_mul_ps(_mm256_mul_ps(v, vs), vc);
-            if NT {
-                stream8::<O>(out.as_mut_ptr(), v);
-            } else {
-                store8::<O>(out.as_mut_ptr(), v);
-            }
+            store8::<O, NT>(out.as_mut_ptr(), v);
             done += 8;
         }
         done
     }
 }
 
-fn int8_rows<O: Elem>(q: &[i8], scb: &[f32], cols: usize, dst: &mut [O], path: Path) {
+fn int8_rows<O: Out>(q: &[i8], scb: &[f32], cols: usize, dst: &mut [O], path: Path) {
     for ((qr, &s), out) in q.chunks(cols).zip(scb).zip(dst.chunks_mut(cols)) {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
@@ -642,7 +537,7 @@ fn int8_rows<O: Elem>(q: &[i8], scb: &[f32], cols: usize, dst: &mut [O], path: P
     fence(path);
 }
 
-fn dequantize_int8_into<O: Elem>(
+fn dequantize_int8_into<O: Out>(
     q: &[i8],
     scb: &[f32],
     cols: usize,
@@ -713,6 +608,7 @@ mod tests {
     use super::super::half::f32_to_f16;
     use super::super::output::{f32_to_bf16, Bf16, F16};
     use super::*;
+    use crate::dequant::TestRng as Rng;
 
     /// bitsandbytes' NF4 table (`get_4bit_type("nf4")`) as f32 bit patterns.
     const NF4_BITS: [u32; 16] = [
@@ -723,20 +619,6 @@ mod tests {
 
     fn nf4() -> [f32; 16] {
         NF4_BITS.map(f32::from_bits)
-    }
-
-    /// A small deterministic generator (xorshift64*).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn f32(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-        }
     }
 
     fn reference(
@@ -856,9 +738,10 @@ mod tests {
             let mut b = [Bf16(0); 8];
             // SAFETY: AVX2/F16C checked above; 8 writable elements each.
             unsafe {
+                use crate::dequant::simd::x86::store8;
                 use std::arch::x86_64::_mm256_loadu_ps;
-                store::x86::store8(h.as_mut_ptr(), _mm256_loadu_ps(chunk.as_ptr()));
-                store::x86::store8(b.as_mut_ptr(), _mm256_loadu_ps(chunk.as_ptr()));
+                store8::<_, false>(h.as_mut_ptr(), _mm256_loadu_ps(chunk.as_ptr()));
+                store8::<_, false>(b.as_mut_ptr(), _mm256_loadu_ps(chunk.as_ptr()));
             }
             for k in 0..8 {
                 assert_eq!(h[k].0, f32_to_f16(chunk[k]), "{:#x}", chunk[k].to_bits());

@@ -26,9 +26,10 @@
 //! row, transposed in registers), AWQ on 8 input rows × 8 interleaved columns; edges and other
 //! CPUs take the portable path, which gives identical bits (tested).
 
-use super::bnb::store::{self, Elem, Path};
+use super::bnb::store::{self, Path};
 use super::half::f16_to_f32;
 use super::output::OutSlice;
+use super::simd::Out;
 use crate::error::{CoreError, CoreResult};
 use crate::parallel::install;
 use rayon::prelude::*;
@@ -202,7 +203,7 @@ impl Gptq<'_> {
     }
 
     /// Output rows `j0..j0 + rows` into `dst` (`rows × in`), serially.
-    fn rows<O: Elem>(&self, j0: usize, dst: &mut [O], path: Path) {
+    fn rows<O: Out>(&self, j0: usize, dst: &mut [O], path: Path) {
         let inf = self.l.in_features;
         let rows = dst.len() / inf.max(1);
         let mut j = 0;
@@ -242,7 +243,7 @@ impl Gptq<'_> {
 #[cfg(target_arch = "x86_64")]
 mod avx2_gptq {
     use super::super::bnb::store::x86::emit_run;
-    use super::super::bnb::store::Elem;
+    use super::super::simd::{x86::fence, Out};
     use super::Gptq;
     use std::arch::x86_64::*;
 
@@ -286,7 +287,7 @@ mod avx2_gptq {
     /// # Safety
     /// AVX2 and F16C must be available; `g` validated by `check_gptq`; `j0 + rows ≤ out`.
     #[target_feature(enable = "avx2,f16c")]
-    pub(super) unsafe fn rows8<O: Elem, const NT: bool>(
+    pub(super) unsafe fn rows8<O: Out, const NT: bool>(
         g: &Gptq<'_>,
         j0: usize,
         dst: &mut [O],
@@ -297,9 +298,7 @@ mod avx2_gptq {
             4 => panels::<O, 4, NT>(g, j0, dst),
             _ => panels::<O, 8, NT>(g, j0, dst),
         };
-        if NT {
-            _mm_sfence();
-        }
+        fence::<NT>();
         done
     }
 
@@ -309,7 +308,7 @@ mod avx2_gptq {
     const CHUNK: usize = 32;
 
     #[target_feature(enable = "avx2,f16c")]
-    unsafe fn panels<O: Elem, const BITS: usize, const NT: bool>(
+    unsafe fn panels<O: Out, const BITS: usize, const NT: bool>(
         g: &Gptq<'_>,
         j0: usize,
         dst: &mut [O],
@@ -418,7 +417,7 @@ fn rows_per_task(in_features: usize) -> usize {
     ((TASK_ELEMS / in_features.max(1)).max(8) / 8) * 8
 }
 
-fn gptq_into<O: Elem>(g: &Gptq<'_>, dst: &mut [O], n_threads: usize, path: Path) -> CoreResult<()> {
+fn gptq_into<O: Out>(g: &Gptq<'_>, dst: &mut [O], n_threads: usize, path: Path) -> CoreResult<()> {
     let inf = g.l.in_features;
     if dst.is_empty() || inf == 0 {
         return Ok(());
@@ -557,7 +556,7 @@ impl Awq<'_> {
     }
 
     /// Output rows `j0..j0 + rows` (`j0` a multiple of 8) into `dst`, serially.
-    fn rows<O: Elem>(&self, j0: usize, dst: &mut [O], path: Path) {
+    fn rows<O: Out>(&self, j0: usize, dst: &mut [O], path: Path) {
         let inf = self.in_features;
         let rows = dst.len() / inf.max(1);
         let mut done = 0;
@@ -590,7 +589,7 @@ impl Awq<'_> {
 #[cfg(target_arch = "x86_64")]
 mod avx2_awq {
     use super::super::bnb::store::x86::emit_run;
-    use super::super::bnb::store::Elem;
+    use super::super::simd::{x86::fence, Out};
     use super::avx2_gptq::transpose8;
     use super::{Awq, AWQ_REVERSE_ORDER};
     use std::arch::x86_64::*;
@@ -608,7 +607,7 @@ mod avx2_awq {
     /// # Safety
     /// AVX2 and F16C must be available; `group_size % 8 == 0`; `a` validated by `check_awq`.
     #[target_feature(enable = "avx2,f16c")]
-    pub(super) unsafe fn rows8<O: Elem, const NT: bool>(
+    pub(super) unsafe fn rows8<O: Out, const NT: bool>(
         a: &Awq<'_>,
         j0: usize,
         dst: &mut [O],
@@ -699,9 +698,7 @@ mod avx2_awq {
             }
             cp += nw;
         }
-        if NT {
-            _mm_sfence();
-        }
+        fence::<NT>();
         n_tiles * 8
     }
 }
@@ -774,7 +771,7 @@ fn awq_operands<'a>(
     }
 }
 
-fn awq_into<O: Elem>(a: &Awq<'_>, dst: &mut [O], n_threads: usize, path: Path) -> CoreResult<()> {
+fn awq_into<O: Out>(a: &Awq<'_>, dst: &mut [O], n_threads: usize, path: Path) -> CoreResult<()> {
     let inf = a.in_features;
     if dst.is_empty() || inf == 0 {
         return Ok(());
@@ -840,16 +837,7 @@ mod tests {
     use super::super::half::{f16_to_f32, f32_to_f16};
     use super::super::output::{f32_to_bf16, Bf16, F16};
     use super::*;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-    }
+    use crate::dequant::TestRng as Rng;
 
     /// Pack `vals` (`len` values of `bits` bits, LSB first) into 32-bit words.
     fn pack_stream(vals: &[u32], bits: u32) -> Vec<u32> {

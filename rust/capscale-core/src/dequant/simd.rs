@@ -1,4 +1,4 @@
-//! What the GGUF kernels share: the output element types they are generic over ([`Out`]) and,
+//! What the dequantization kernels (GGUF, bitsandbytes, GPTQ/AWQ, affine) share: the output element types they are generic over ([`Out`]) and,
 //! on x86-64, the one AVX2 store helper ([`x86::store8`]) that rounds 8 exact f32 values into
 //! the output type (f32 as is, f16 with F16C, bf16 with integer round-to-nearest-even) and
 //! writes them with plain or streaming (non-temporal) stores.
@@ -19,7 +19,7 @@ pub(crate) enum OutKind {
     Bf16,
 }
 
-/// An output element type of the GGUF kernels: [`OutElem`] plus its kind for the SIMD stores.
+/// An output element type of the kernels: [`OutElem`] plus its kind for the SIMD stores.
 pub(crate) trait Out: OutElem {
     /// The kind of this type.
     const KIND: OutKind;
@@ -65,6 +65,13 @@ pub(crate) fn stream_aligned<O>(p: *const O) -> bool {
 #[inline]
 pub(crate) fn has_avx2_f16c() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// Whether the AVX2 + F16C kernels can run on this CPU: never off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub(crate) fn has_avx2_f16c() -> bool {
+    false
 }
 
 #[cfg(target_arch = "x86_64")]
