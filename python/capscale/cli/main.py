@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import CapscaleError
-from . import eval_cmds, laws_cmd, quant_cmd, report_cmd, store_cmds
+from . import eval_cmds, games_cmd, laws_cmd, quant_cmd, report_cmd, store_cmds
 from . import fit as fit_cmd
 from . import summarize as summarize_cmd
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_parser(sub)
     quant_cmd.add_parser(sub)
     eval_cmds.add_parser(sub)
+    games_cmd.add_parser(sub)
     return parser
 
 
