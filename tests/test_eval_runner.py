@@ -155,18 +155,27 @@ limit = 3
 name = "needle"
 contexts = [200, 300]
 params = {{ n = 2 }}
+
+[[tasks]]
+name = "game:taboo"
+limit = 1
+params = {{ experiments = ["high_en"] }}
 """
     cfg = parse_sweep(text)
-    assert cfg.n_cells == 3 * (2 + 2)
+    assert cfg.n_cells == 3 * (2 + 2 + 1)
     lines: list[str] = []
     first = run_sweep(cfg, progress=False, on_cell=lambda r: lines.append(r.line()))
     assert len(first) == cfg.n_cells and not any(r.skipped for r in first)
-    assert all("MiB" in line and " s |" in line for line in lines)
+    assert all(" s" in line for line in lines)
+    assert sum("game:taboo" in line for line in lines) == 3
     second = run_sweep(cfg, progress=False)
     assert all(r.skipped for r in second)
     with Store(cfg.store) as st:
         runs = st.runs()
         assert len(runs) == cfg.n_cells and set(runs["status"]) == {"done"}
+        eps = st.episodes()
+        assert len(eps) == 3 and set(eps["game"]) == {"taboo"}
+        assert len(st.turns()) >= 3
         models = st.models()
         assert models["family"].tolist() == ["tiny-llama"]
         assert (
@@ -221,6 +230,24 @@ def test_cli_run_and_sweep(tiny_dir, tmp_path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(UnknownNameError):
         parse_precision("q4")
+
+
+def test_every_subcommand_has_working_help(capsys) -> None:
+    from capscale.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    names = list(sub.choices)
+    assert {"run", "sweep", "study", "quant-report", "games"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+    for name in ("run", "score", "transcript", "list"):
+        with pytest.raises(SystemExit) as exc:
+            main(["games", name, "--help"])
+        assert exc.value.code == 0
+    capsys.readouterr()
 
 
 # -- the real model ---------------------------------------------------------------------------

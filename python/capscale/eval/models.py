@@ -209,7 +209,7 @@ def load_model(
             shipped = _checkpoint_spec(qc)
         else:
             backend = HFBackend.from_pretrained(path, dtype=dtype, device=dev, **backend_kw)
-            src_dtype = str(getattr(backend.model.config, "torch_dtype", "") or "float32")
+            src_dtype = str(getattr(backend.model.config, "dtype", "") or "float32")
             fmt = {"torch.bfloat16": "bf16", "bfloat16": "bf16", "torch.float16": "fp16"}.get(
                 src_dtype, "fp32"
             )

@@ -14,7 +14,7 @@ import pandas as pd
 from ..stats import paired_difference, summarize
 from ..store import Store
 
-__all__ = ["MAIN_METRIC", "study_table", "summarize_study"]
+__all__ = ["MAIN_METRIC", "games_summary", "study_table", "summarize_study"]
 
 #: The metric a task is summarised by (others stay in the store).
 MAIN_METRIC = {
@@ -143,6 +143,22 @@ def _plot(table: pd.DataFrame, path: str) -> bool:
     return True
 
 
+def games_summary(store: Store, *, seed: int = 0, n_resamples: int = 2000) -> str:
+    """clembench's % played, quality and clemscore per model [precision], with a bootstrap
+    CI of the clemscore over episodes ("" when the store holds no game episodes)."""
+    from ..games import episode_table
+    from ..stats import clemscore
+
+    df = episode_table(store)
+    if len(df) == 0:
+        return ""
+    ci = clemscore(df, model="system", n_resamples=n_resamples, seed=seed)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        return "games (clembench aggregation, episodes resampled within games):\n" + ci.to_string(
+            index=False
+        )
+
+
 def summarize_study(
     store: str | os.PathLike[str] | Store,
     *,
@@ -154,10 +170,14 @@ def summarize_study(
     matplotlib is installed)."""
     if isinstance(store, Store):
         table = study_table(store, seed=seed)
+        games = games_summary(store, seed=seed)
     else:
         with Store(store, create=False) as st:
             table = study_table(st, seed=seed)
+            games = games_summary(st, seed=seed)
     text = _fmt(table)
+    if games:
+        text += "\n\n" + games
     if plot and not table.empty and not _plot(table, plot):
         text += "\n(no plot: matplotlib is not installed; pip install 'capscale[plot]')"
     return text

@@ -16,7 +16,9 @@ A sweep is described in TOML::
                                      # release_date …) may follow
 
     [[tasks]]
-    name = "capitals_mc"        # built-in name or path to a .jsonl task file
+    name = "capitals_mc"        # built-in name, path to a .jsonl task file, or "game:<name>"
+                                # for a clembench-style game in self-play (capscale.games;
+                                # params = { experiments = [...] }, limit = instances each)
     limit = 40                  # optional: first N documents
     num_fewshot = 0             # optional
     contexts = [0]              # optional: this task's own context lengths
@@ -38,7 +40,7 @@ from typing import Any
 from ..errors import FormatError, InvalidInputError
 from ..store import Store
 from .precision import parse_precision
-from .runner import CellResult, evaluate
+from .runner import evaluate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -136,6 +138,11 @@ def parse_sweep(text: str, source: str = "<sweep>") -> SweepConfig:
     for t in tasks:
         if "name" not in t:
             raise InvalidInputError(f"{source}: a [[tasks]] entry has no 'name'")
+        if str(t["name"]).startswith("game:"):
+            from ..games import get_game
+
+            get_game(str(t["name"])[5:])  # unknown games fail before anything loads
+            t["contexts"] = [0]  # games run at the model's own context
         extra = sorted(set(t) - {"name", "limit", "num_fewshot", "contexts", "params"})
         if extra:
             raise InvalidInputError(f"{source}: task {t['name']!r} has unknown keys {extra}")
@@ -179,17 +186,19 @@ def run_sweep(
     *,
     store: Store | None = None,
     progress: bool = True,
-    on_cell: Callable[[CellResult], None] | None = None,
-) -> list[CellResult]:
+    on_cell: Callable[[Any], None] | None = None,
+) -> list[Any]:
     """Run every cell of ``config`` into its store (or ``store``), skipping finished cells.
 
-    ``on_cell`` is called after each cell (the CLI prints its time/memory line).
+    ``on_cell`` is called after each cell with its result (a
+    :class:`~capscale.eval.runner.CellResult`, or a :class:`~capscale.games.runner.GameRun`
+    for game tasks; both have ``line()``, which the CLI prints).
     """
     from .models import load_model
 
     own = store is None
     st = store if store is not None else Store(config.store)
-    results: list[CellResult] = []
+    results: list[Any] = []
     try:
         for m in config.models:
             known = {k: v for k, v in m.items() if k not in ("source", "name", "dtype")}
@@ -207,6 +216,25 @@ def run_sweep(
                 loaded.restore()
                 weight_error = prec.apply(loaded.backend.model)
                 for t in config.tasks:
+                    if str(t["name"]).startswith("game:"):
+                        from ..games.runner import run_game
+
+                        game_run = run_game(
+                            loaded,
+                            str(t["name"])[5:],
+                            prec,
+                            st,
+                            experiments=dict(t.get("params", {})).get("experiments"),
+                            limit=t.get("limit"),
+                            seed=config.seed,
+                            apply_precision=False,
+                            weight_error=weight_error,
+                            progress=progress,
+                        )
+                        results.append(game_run)
+                        if on_cell is not None:
+                            on_cell(game_run)
+                        continue
                     for c in t.get("contexts", config.contexts):
                         res = evaluate(
                             loaded,
