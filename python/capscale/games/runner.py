@@ -57,6 +57,7 @@ class GameRun:
             f"{self.model} | {self.precision} | game:{self.game} | played {self.played}, "
             f"aborted {self.aborted}, failed {self.failed} | {state} | {self.seconds:.1f} s"
         )
+
     results: list[EpisodeResult] = field(default_factory=list, repr=False)
 
 
