@@ -13,11 +13,19 @@ pytest.importorskip("transformers")
 
 from _tiny_models import build_tiny_llama, smollm2_gguf
 from capscale.eval.models import load_model
-from capscale.games import episode_table, run_game
+from capscale.games import episode_table, load_instances, run_game
 from capscale.stats import clem_table
 from capscale.store import Store
 
-GAMES = ("taboo", "wordle", "wordle_withclue", "wordle_withcritic")
+GAMES = (
+    "taboo",
+    "wordle",
+    "wordle_withclue",
+    "wordle_withcritic",
+    "referencegame",
+    "imagegame",
+    "privateshared",
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +54,9 @@ def _check_turns(store, run_id, n_episodes):
 def test_tiny_model_self_play_stores_every_turn(tiny, tmp_path, game):
     with Store(tmp_path / "s.db") as store:
         res = run_game(tiny, game, "fp32", store, limit=1, max_new_tokens=8)
-        assert res.n_episodes == 3 and res.failed == 0
-        _check_turns(store, res.run_id, 3)
+        n_experiments = len(load_instances(game)["experiments"])
+        assert res.n_episodes == n_experiments and res.failed == 0
+        _check_turns(store, res.run_id, n_experiments)
         df = episode_table(store)
         table = clem_table(df, model="system")
         assert table.loc["tiny-llama [fp32]", f"{game}, % Played"] == pytest.approx(
