@@ -509,10 +509,7 @@ class PrivateShared(GameMaster):
                 )
                 self.abort(REASON_PROBE)
             # an invalid answer that is asked again: a violated request, not an abort
-            self._violated += 1  # no public "reject" in the framework yet
-            if self._last_row is not None:
-                self._last_row["parsed"] = {"error": "invalid probe answer, asked again"}
-            self.log_event("parse", "NA")
+            self.reject("invalid probe answer, asked again")
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- scores ------------------------------------------------------------------------------
