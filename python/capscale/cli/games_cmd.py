@@ -42,6 +42,17 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--n-resamples", type=int, default=2000)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--episodes", action="store_true", help="also list the episodes (row ids)")
+    s.add_argument(
+        "--clembench",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help=(
+            "put published clembench results beside the store's: a runs tree or zip of "
+            "per-episode scores.json files (aggregated like ours), or a results .csv table "
+            "(printed as published); repeatable"
+        ),
+    )
     s.set_defaults(run=score_cmd)
 
     t = gs.add_parser("transcript", help="write an episode's HTML transcript")
@@ -92,13 +103,20 @@ def score_cmd(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..games import episode_table
-    from ..stats import clem_table, clemscore
+    from ..stats import clem_table, clemscore, read_clembench_scores
     from ..store import Store
 
     with Store(args.store, create=False) as store:
         df = episode_table(store, label=args.by, game=args.game)
         failed = len(episode_table(store, label=args.by, game=args.game, include_failed=True))
         failed -= len(df)
+        published = [p for p in args.clembench if not str(p).lower().endswith(".csv")]
+        for path in published:
+            theirs = read_clembench_scores(path).rename(columns={"episode": "episode_id"})
+            theirs["system"] = theirs["model"].astype(str) + " [clembench]"
+            if args.game:
+                theirs = theirs[theirs["game"].isin(args.game)]
+            df = pd.concat([df, theirs], ignore_index=True, sort=False)
         if len(df) == 0:
             print("no game episodes in the store", file=sys.stderr)
             return 1
@@ -110,6 +128,10 @@ def score_cmd(args: argparse.Namespace) -> int:
             print(ci.to_string(index=False))
         if failed:
             print(f"\n{failed} failed episode(s) (backend errors) are not counted, as clembench.")
+        for path in args.clembench:
+            if str(path).lower().endswith(".csv"):
+                print(f"\npublished clembench table {path}:")
+                print(pd.read_csv(path).to_string(index=False))
         if args.episodes:
             rows = store.conn.execute(
                 "SELECT id, run_id, game, experiment, episode_id FROM episodes ORDER BY id"
