@@ -110,3 +110,19 @@ def test_smollm2_taboo_and_wordle(smollm2, tmp_path):
             played = row[f"{game}, % Played"]
             assert 0 <= played <= 100 and not math.isnan(played)
         assert 0 <= row["-, clemscore"] <= 100
+
+
+def test_pair_of_different_models_plays_taboo(tiny, tmp_path):
+    """Describer and guesser from two different models (here: the tiny model and an int8
+    copy of it): the run is named after the pair and each player's calls are stored."""
+    other = load_model(tiny.source, name="tiny-int8", device="cpu")
+    from capscale.eval.precision import parse_precision
+
+    parse_precision("int8").apply(other.backend.model)
+    with Store(tmp_path / "pair.db") as store:
+        res = run_game([tiny, other], "taboo", "shipped", store, limit=1, max_new_tokens=8)
+        assert res.model == "tiny-llama--tiny-int8" and res.failed == 0
+        runs = store.runs()
+        assert runs["model"].tolist() == ["tiny-llama--tiny-int8"]
+        turns = store.turns(run_id=res.run_id)
+        assert "Player 1" in set(turns["player"])
