@@ -13,6 +13,7 @@ from collections.abc import Iterable
 __all__ = [
     "CapscaleError",
     "CapscaleWarning",
+    "ClusterError",
     "ContextLengthWarning",
     "ConvergenceWarning",
     "FitError",
@@ -63,6 +64,10 @@ class UnknownNameError(CapscaleError, KeyError):
 
 class FitError(CapscaleError, RuntimeError):
     """A fit could not be carried out at all (not merely "did not converge")."""
+
+
+class ClusterError(CapscaleError, ConnectionError):
+    """A distributed executor's cluster cannot be reached or cannot run the work."""
 
 
 class CapscaleWarning(UserWarning):

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..errors import InvalidInputError
+
 
 def add_parser(sub: Any) -> None:
     """Register the evaluation subcommands."""
@@ -46,6 +48,16 @@ def add_parser(sub: Any) -> None:
     )
     s.add_argument("config", metavar="CONFIG.toml")
     s.add_argument("--store", help="override the sweep's store")
+    s.add_argument(
+        "--executor",
+        default="local",
+        help="local (this process, default) or ray (a Ray cluster: pip install capscale[ray])",
+    )
+    s.add_argument(
+        "--address",
+        help="Ray cluster address for --executor ray: auto, host:port or ray://host:10001 "
+        "(default: start a local Ray instance)",
+    )
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(run=run_sweep_cmd)
 
@@ -104,13 +116,24 @@ def run_one(args: argparse.Namespace) -> int:
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
     """Execute ``capscale sweep``."""
+    from ..eval.executors import get_executor
     from ..eval.sweep import load_sweep, run_sweep
 
+    if args.executor != "ray":
+        get_executor(args.executor)  # an unknown name says so before anything loads
+    if args.executor != "ray" and args.address:
+        raise InvalidInputError("--address applies to --executor ray")
     cfg = load_sweep(args.config)
     if args.store:
         cfg.store = args.store
-    print(f"sweep: {cfg.n_cells} cells into {cfg.store}", file=sys.stderr)
-    run_sweep(cfg, progress=not args.no_progress, on_cell=lambda r: print(r.line(), flush=True))
+    print(f"sweep: {cfg.n_cells} cells into {cfg.store} ({args.executor})", file=sys.stderr)
+    run_sweep(
+        cfg,
+        progress=not args.no_progress,
+        on_cell=lambda r: print(r.line(), flush=True),
+        executor=args.executor,
+        address=args.address,
+    )
     return 0
 
 

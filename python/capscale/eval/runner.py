@@ -12,7 +12,7 @@ import math
 import resource
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,16 @@ from .precision import Precision, parse_precision
 from .requests import GenerationRequest, LoglikelihoodRequest, RollingRequest
 from .tasks import Task, get_task, pad_to_length
 
-__all__ = ["CellResult", "evaluate", "prepare_task"]
+__all__ = [
+    "CellPlan",
+    "CellResult",
+    "cell_result",
+    "evaluate",
+    "iter_cell_records",
+    "open_cell",
+    "plan_cell",
+    "prepare_task",
+]
 
 #: Per-item metrics aggregated by a plain mean (with a bootstrap CI).
 _PPL_KEYS = ("loglikelihood", "n_words", "n_bytes")
@@ -202,6 +211,169 @@ def _summarise(task: Task, per_doc: list[dict[str, float]], seed: int) -> dict[s
     return out
 
 
+@dataclass
+class CellPlan:
+    """What the driver needs to know about a cell before it is computed (picklable: a Ray
+    actor builds it next to the model and sends it to the driver).
+
+    Attributes
+    ----------
+    task : Task
+        The prepared task (limit, few-shot and context-length padding applied).
+    precision : str
+        The precision's name.
+    model_name : str
+        The card's name.
+    card, spec, task_ref, config : dict
+        What :meth:`~capscale.store.Store.start_run` records.
+    context_length : int or None
+        Target context length in tokens.
+    beyond : bool
+        True when ``context_length`` exceeds the model's trained context.
+    trained : int or None
+        The model's trained context length.
+    max_length : int
+        The backend's window while the cell runs.
+    """
+
+    task: Task
+    precision: str
+    model_name: str
+    card: dict[str, Any]
+    spec: dict[str, Any]
+    task_ref: dict[str, Any]
+    config: dict[str, Any]
+    context_length: int | None
+    beyond: bool
+    trained: int | None
+    max_length: int
+
+    def todo(self, done: set[str] | frozenset[str] = frozenset()) -> list[int]:
+        """Indices of the documents whose item id is not in ``done``."""
+        return [i for i in range(len(self.task.docs)) if _item_id(self.task, i) not in done]
+
+    def warn_beyond(self, stacklevel: int = 2) -> None:
+        """Issue the :class:`~capscale.errors.ContextLengthWarning` of a cell past the
+        model's trained context (no-op otherwise)."""
+        if self.beyond:
+            warnings.warn(
+                f"{self.model_name}: evaluating {self.task.name} at {self.context_length} "
+                f"tokens, past the model's trained context of {self.trained} tokens "
+                "(recorded in the run config)",
+                ContextLengthWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+
+def plan_cell(
+    loaded: Any,
+    task: Task | str,
+    *,
+    precision: Precision | str = "shipped",
+    context_length: int | None = None,
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    task_params: dict[str, Any] | None = None,
+) -> CellPlan:
+    """Prepare one cell without computing it or touching a store (worker side)."""
+    prec = parse_precision(precision)
+    backend = loaded.backend
+    card = loaded.card
+    t = prepare_task(
+        task,
+        backend,
+        context_length=context_length,
+        num_fewshot=num_fewshot,
+        limit=limit,
+        params=task_params,
+    )
+    trained = card.context_length
+    beyond = bool(context_length and trained and context_length > trained)
+    max_length = int(backend.max_length)
+    if context_length is not None:
+        # room for the answer: generated tokens, or the longest scored continuation
+        answer = t.max_new_tokens if t.kind == "generation" else 64
+        need = context_length + answer + 8
+        if t.kind == "perplexity":
+            max_length = context_length
+        elif need > max_length:
+            max_length = need
+    config = {
+        "task_hash": t.content_hash,
+        "num_fewshot": t.num_fewshot,
+        "n_docs": len(t.docs),
+        "dtype": str(backend.model.dtype).removeprefix("torch."),
+        "max_length": max_length,
+        "beyond_trained_context": beyond,
+    }
+    task_ref = {
+        "name": t.name,
+        "version": f"{t.version}-{t.content_hash[:12]}",
+        "config": t.config(),
+    }
+    return CellPlan(
+        task=t,
+        precision=prec.name,
+        model_name=card.name,
+        card=card.to_dict(),
+        spec=prec.store_spec(loaded.shipped),
+        task_ref=task_ref,
+        config=config,
+        context_length=context_length,
+        beyond=beyond,
+        trained=trained,
+        max_length=max_length,
+    )
+
+
+def iter_cell_records(
+    loaded: Any,
+    plan: CellPlan,
+    indices: Sequence[int] | None = None,
+    *,
+    chunk_size: int = 32,
+) -> Generator[list[dict[str, Any]], None, None]:
+    """Compute a cell's per-item records, one list per chunk of ``chunk_size`` documents
+    (worker side; no store). ``indices``: the documents to compute (default all, e.g.
+    ``plan.todo(done)`` to skip stored items). The backend's window is the plan's while the
+    generator runs and restored when it finishes or is closed."""
+    backend = loaded.backend
+    todo = list(range(len(plan.task.docs))) if indices is None else list(indices)
+    old_max = backend.max_length
+    backend.max_length = plan.max_length
+    try:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            c0 = time.perf_counter()
+            answers = _answer_chunk(backend, plan.task, chunk)
+            latency = (time.perf_counter() - c0) / max(len(chunk), 1)
+            yield [_record(plan.task, i, a, latency) for i, a in zip(chunk, answers, strict=True)]
+    finally:
+        backend.max_length = old_max
+
+
+def open_cell(
+    store: Store,
+    plan: CellPlan,
+    *,
+    seed: int = 0,
+    weight_error: dict[str, Any] | None = None,
+    skip_done: bool = True,
+) -> tuple[int, set[str], bool]:
+    """Driver-side start of a cell: ``(run_id, stored item ids, finished)``. A finished run
+    (with ``skip_done``) is returned as is; otherwise the run is started or resumed."""
+    kw: dict[str, Any] = {"config": plan.config, "seed": seed}
+    kw["context_length"] = plan.context_length
+    if skip_done:
+        rid = store.completed_run(plan.card, plan.spec, plan.task_ref, **kw)
+        if rid is not None:
+            return int(rid), set(), True
+    run_id = store.start_run(plan.card, plan.spec, plan.task_ref, **kw)
+    if weight_error is not None:
+        store.set_weight_error(run_id, weight_error)
+    return run_id, store.done_items(run_id), False
+
+
 def evaluate(
     loaded: Any,
     task: Task | str,
@@ -224,7 +396,7 @@ def evaluate(
     ----------
     loaded : LoadedModel
         From :func:`capscale.eval.load_model`; its weights are already in ``precision``
-        (see :func:`capscale.eval.sweep.run_cells`, which applies precisions).
+        (see :func:`capscale.eval.sweep.run_sweep`, which applies precisions).
     task : Task or str
         A task or a registered name / ``.jsonl`` path.
     precision : Precision or str
@@ -247,141 +419,103 @@ def evaluate(
     skip_done : bool
         With a store, return the stored result when a finished run of this cell exists
         (``skipped=True``) instead of evaluating again.
+
+    Notes
+    -----
+    The work splits into :func:`plan_cell` and :func:`iter_cell_records` (computation, no
+    store) and :func:`open_cell` / ``add_records`` / ``finish_run`` (the store); the Ray
+    executor runs the first two in an actor and the rest on the driver.
     """
     t0 = time.perf_counter()
-    prec = parse_precision(precision)
-    backend = loaded.backend
-    card = loaded.card
-    t = prepare_task(
+    plan = plan_cell(
+        loaded,
         task,
-        backend,
+        precision=precision,
         context_length=context_length,
         num_fewshot=num_fewshot,
         limit=limit,
-        params=task_params,
+        task_params=task_params,
     )
-    trained = card.context_length
-    beyond = bool(context_length and trained and context_length > trained)
-    if beyond:
-        warnings.warn(
-            f"{card.name}: evaluating {t.name} at {context_length} tokens, past the model's "
-            f"trained context of {trained} tokens (recorded in the run config)",
-            ContextLengthWarning,
-            stacklevel=2,
-        )
-    old_max = backend.max_length
-    if context_length is not None:
-        # room for the answer: generated tokens, or the longest scored continuation
-        answer = t.max_new_tokens if t.kind == "generation" else 64
-        need = context_length + answer + 8
-        if t.kind == "perplexity":
-            backend.max_length = context_length
-        elif need > old_max:
-            backend.max_length = need
-    config = {
-        "task_hash": t.content_hash,
-        "num_fewshot": t.num_fewshot,
-        "n_docs": len(t.docs),
-        "dtype": str(backend.model.dtype).removeprefix("torch."),
-        "max_length": backend.max_length,
-        "beyond_trained_context": beyond,
-    }
-    spec = prec.store_spec(loaded.shipped)
+    plan.warn_beyond(stacklevel=2)
     run_id = None
     done: set[str] = set()
-    task_ref = {
-        "name": t.name,
-        "version": f"{t.version}-{t.content_hash[:12]}",
-        "config": t.config(),
-    }
-    if store is not None and skip_done:
-        rid = store.completed_run(
-            card.to_dict(), spec, task_ref, config=config, seed=seed, context_length=context_length
+    if store is not None:
+        run_id, done, finished = open_cell(
+            store, plan, seed=seed, weight_error=weight_error, skip_done=skip_done
         )
-        if rid is not None:
-            backend.max_length = old_max
-            return _result(
-                loaded,
-                prec,
-                t,
-                context_length,
+        if finished:
+            return cell_result(
+                plan,
                 store,
-                rid,
+                run_id,
                 [],
                 0,
-                seed,
-                t0,
-                weight_error,
+                seed=seed,
+                t0=t0,
+                weight_error=weight_error,
+                peak_memory_mb=_peak_memory_mb(loaded.backend.device),
                 skipped=True,
             )
-    if store is not None:
-        run_id = store.start_run(
-            card.to_dict(),
-            spec,
-            task_ref,
-            config=config,
-            seed=seed,
-            context_length=context_length,
-        )
-        if weight_error is not None:
-            store.set_weight_error(run_id, weight_error)
-        done = store.done_items(run_id)
-    todo = [i for i in range(len(t.docs)) if _item_id(t, i) not in done]
+    todo = plan.todo(done)
     per_doc: list[dict[str, float]] = []
+    desc = f"{plan.task.name} {plan.precision}"
+    bar = tqdm(total=len(todo), desc=desc, unit="item", disable=not progress)
+    gen = iter_cell_records(loaded, plan, todo, chunk_size=chunk_size)
     try:
-        bar = tqdm(total=len(todo), desc=f"{t.name} {prec.name}", unit="item", disable=not progress)
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            c0 = time.perf_counter()
-            answers = _answer_chunk(backend, t, chunk)
-            latency = (time.perf_counter() - c0) / max(len(chunk), 1)
-            records = [_record(t, i, a, latency) for i, a in zip(chunk, answers, strict=True)]
+        for records in gen:
             if store is not None and run_id is not None:
                 store.add_records(run_id, records)
             per_doc.extend(r["scores"] for r in records)
-            bar.update(len(chunk))
-        bar.close()
+            bar.update(len(records))
     finally:
-        backend.max_length = old_max
+        gen.close()
+        bar.close()
     if store is not None and run_id is not None:
         store.finish_run(run_id)
-    return _result(
-        loaded, prec, t, context_length, store, run_id, per_doc, len(todo), seed, t0, weight_error
+    return cell_result(
+        plan,
+        store,
+        run_id,
+        per_doc,
+        len(todo),
+        seed=seed,
+        t0=t0,
+        weight_error=weight_error,
+        peak_memory_mb=_peak_memory_mb(loaded.backend.device),
     )
 
 
-def _result(
-    loaded: Any,
-    prec: Precision,
-    task: Task,
-    context_length: int | None,
+def cell_result(
+    plan: CellPlan,
     store: Store | None,
     run_id: int | None,
     per_doc: list[dict[str, float]],
     n_new: int,
+    *,
     seed: int,
     t0: float,
     weight_error: dict[str, Any] | None,
-    *,
+    peak_memory_mb: float = math.nan,
     skipped: bool = False,
 ) -> CellResult:
     """The cell's result; with a store, scores are summarised from every stored record of
     the run (a resumed run includes the items of earlier calls)."""
+    task = plan.task
     if store is not None and run_id is not None:
         df = store.records(run_id=run_id)
         names = _metric_names(task, per_doc, df)
         per_doc = [{m: float(row[f"score_{m}"]) for m in names} for _, row in df.iterrows()]
     return CellResult(
         run_id=run_id,
-        model=loaded.card.name,
-        precision=prec.name,
+        model=plan.model_name,
+        precision=plan.precision,
         task=task.name,
-        context_length=context_length,
+        context_length=plan.context_length,
         n_items=len(task.docs),
         n_new=n_new,
         scores=_summarise(task, per_doc, seed),
         seconds=time.perf_counter() - t0,
-        peak_memory_mb=_peak_memory_mb(loaded.backend.device),
+        peak_memory_mb=peak_memory_mb,
         weight_error=weight_error,
         skipped=skipped,
     )

@@ -90,7 +90,7 @@ def _fmt(table: pd.DataFrame) -> str:
         return "(the store holds no records)"
     lines = [
         f"{'model':<22} {'precision':<20} {'bits':>5} {'w.rRMSE':>7} {'task':<12} {'ctx':>5} "
-        f"{'metric':<12} {'n':>4} {'mean [95% CI]':<22} {'Δ vs first [95% CI]':<24}"
+        f"{'metric':<13} {'n':>4} {'mean [95% CI]':<22} {'Δ vs first [95% CI]':<24}"
     ]
     lines.append("-" * len(lines[0]))
     for _, r in table.iterrows():
@@ -105,7 +105,7 @@ def _fmt(table: pd.DataFrame) -> str:
         ctx = "task" if r["context"] == 0 else str(r["context"])
         lines.append(
             f"{str(r['model'])[:22]:<22} {str(r['precision'])[:20]:<20} {bits:>5} {err:>7} "
-            f"{str(r['task'])[:12]:<12} {ctx:>5} {r['metric'][:12]:<12} {r['n']:>4} "
+            f"{str(r['task'])[:12]:<12} {ctx:>5} {r['metric'][:13]:<13} {r['n']:>4} "
             f"{ci:<22} {diff:<24}"
         )
     return "\n".join(lines)

@@ -40,7 +40,6 @@ from typing import Any
 from ..errors import FormatError, InvalidInputError
 from ..store import Store
 from .precision import parse_precision
-from .runner import evaluate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -187,74 +186,32 @@ def run_sweep(
     store: Store | None = None,
     progress: bool = True,
     on_cell: Callable[[Any], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    **executor_options: Any,
 ) -> list[Any]:
     """Run every cell of ``config`` into its store (or ``store``), skipping finished cells.
 
     ``on_cell`` is called after each cell with its result (a
     :class:`~capscale.eval.runner.CellResult`, or a :class:`~capscale.games.runner.GameRun`
     for game tasks; both have ``line()``, which the CLI prints).
-    """
-    from .models import load_model
 
+    ``executor``: ``"local"`` (this process) or ``"ray"`` (a Ray cluster at ``address``:
+    ``"auto"``, ``"ray://host:10001"`` …; None starts or joins a local Ray instance); see
+    :mod:`capscale.eval.executors`. ``executor_options`` go to the executor's constructor.
+    Every store write happens in this process, whichever the executor.
+    """
+    from .executors import get_executor
+
+    if executor == "ray":
+        executor_options["address"] = address
+    elif address is not None:
+        raise InvalidInputError(f"address applies to the ray executor, not {executor!r}")
+    ex = get_executor(executor, **executor_options)
     own = store is None
     st = store if store is not None else Store(config.store)
-    results: list[Any] = []
     try:
-        for m in config.models:
-            known = {k: v for k, v in m.items() if k not in ("source", "name", "dtype")}
-            loaded = load_model(
-                m["source"],
-                name=m.get("name"),
-                dtype=m.get("dtype", config.dtype),
-                device=config.device,
-                card=known,
-                batch_size=config.batch_size,
-            )
-            loaded.snapshot()
-            for p in config.precisions:
-                prec = parse_precision(p)
-                loaded.restore()
-                weight_error = prec.apply(loaded.backend.model)
-                for t in config.tasks:
-                    if str(t["name"]).startswith("game:"):
-                        from ..games.runner import run_game
-
-                        game_run = run_game(
-                            loaded,
-                            str(t["name"])[5:],
-                            prec,
-                            st,
-                            experiments=dict(t.get("params", {})).get("experiments"),
-                            limit=t.get("limit"),
-                            seed=config.seed,
-                            apply_precision=False,
-                            weight_error=weight_error,
-                            progress=progress,
-                        )
-                        results.append(game_run)
-                        if on_cell is not None:
-                            on_cell(game_run)
-                        continue
-                    for c in t.get("contexts", config.contexts):
-                        res = evaluate(
-                            loaded,
-                            t["name"],
-                            precision=prec,
-                            weight_error=weight_error,
-                            store=st,
-                            context_length=int(c) or None,
-                            num_fewshot=t.get("num_fewshot"),
-                            limit=t.get("limit"),
-                            task_params=dict(t.get("params", {})),
-                            seed=config.seed,
-                            chunk_size=config.chunk_size,
-                            progress=progress,
-                        )
-                        results.append(res)
-                        if on_cell is not None:
-                            on_cell(res)
-            loaded.restore()
+        return ex.run(config, st, progress=progress, on_cell=on_cell)
     finally:
         if own:
             st.close()
-    return results
