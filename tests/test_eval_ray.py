@@ -140,6 +140,13 @@ def test_bad_input(ray_local, tiny_dir, tmp_path, capsys) -> None:
         run_sweep(cfg, executor="rey", progress=False)
     with Store(tmp_path / "gpu.db") as st:
         assert len(st.runs()) == 0  # nothing ran
+    # a model far larger than any node's memory is refused before anything runs
+    huge = _config(tiny_dir, tmp_path / "huge.db")
+    huge.models[0]["n_params"] = 10**13
+    with pytest.raises(ClusterError, match=r"needs about .* GiB per worker; the largest Ray node"):
+        run_sweep(huge, executor="ray", progress=False)
+    with Store(tmp_path / "huge.db") as st:
+        assert len(st.runs()) == 0
     from capscale.cli.main import main
 
     assert main(["sweep", str(tmp_path / "none.toml"), "--executor", "rey"]) == 2

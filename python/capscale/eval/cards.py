@@ -73,8 +73,13 @@ class ModelCard:
     def from_backend(cls, backend: Any, name: str, **known: Any) -> ModelCard:
         """A card for a loaded backend: parameters counted from the model, context length
         from its config; ``known`` fields (family, training_tokens, training_flops,
-        release_date, license, extra …) supplied by the user. FLOPs default to 6·N·D."""
+        release_date, license, extra …) supplied by the user (parameter counts given there
+        are replaced by the counted ones). FLOPs default to 6·N·D."""
         total, non_emb = backend.count_parameters()
+        # counted from the loaded model: they win over user-supplied figures (which a sweep
+        # file may give for the Ray executor's memory estimate before anything is loaded)
+        known.pop("n_params", None)
+        known.pop("n_params_non_embedding", None)
         cfg = backend.model.config
         ctx = None
         for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
