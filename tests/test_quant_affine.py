@@ -566,3 +566,15 @@ def test_bad_stored_arrays():
         affine_dequantize(bad)
     with pytest.raises(InvalidInputError, match="output dtype"):
         affine_dequantize(q, "int4")
+
+
+def test_native_rejects_read_only_outputs_without_panicking():
+    x = np.zeros((2, 32), np.float32)
+    codes = np.zeros((2, 32), np.uint8)
+    codes.flags.writeable = False
+    with pytest.raises(InvalidInputError, match="codes must be a writeable C-contiguous uint8"):
+        _native.affine_quantize(x, 32, "rtn_asym", 4, 32, "half_even", 1e-5, False, codes=codes)
+    with pytest.raises(InvalidInputError, match="codes must be a writeable C-contiguous uint8"):
+        _native.affine_quantize(
+            x, 32, "rtn_asym", 4, 32, "half_even", 1e-5, False, codes=np.zeros((2, 32), np.int8)
+        )

@@ -6,7 +6,9 @@ use crate::errors::{IntoPyResult, InvalidInputError};
 use crate::outbuf::with_out;
 use capscale_core::dequant::affine::{self, AffineOutputs, AffineParams, Convention, Rounding};
 use capscale_core::dequant::output::OutSlice;
-use numpy::{PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 /// A C-contiguous array of `T` (any shape), or an `InvalidInputError` naming `what`.
@@ -33,22 +35,26 @@ fn readonly<'py, T: numpy::Element>(
     Ok(arr)
 }
 
-/// A writeable C-contiguous array of `T` (any shape).
+/// A writeable C-contiguous array of `T` (any shape). Cast, then `try_readwrite`: extracting
+/// a read-only array as `PyReadwriteArrayDyn` panics in rust-numpy (as in `outbuf::with_out`).
 fn writeable<'py, T: numpy::Element>(
     obj: Option<&Bound<'py, PyAny>>,
     what: &str,
     want: &str,
 ) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
     let Some(obj) = obj else { return Ok(None) };
-    let arr = obj.extract::<PyReadwriteArrayDyn<'py, T>>().map_err(|_| {
+    let bad = || {
         InvalidInputError::new_err(format!(
             "{what} must be a writeable C-contiguous {want} array"
         ))
-    })?;
+    };
+    let arr = obj
+        .cast::<PyArrayDyn<T>>()
+        .map_err(|_| bad())?
+        .try_readwrite()
+        .map_err(|_| bad())?;
     if !arr.is_c_contiguous() {
-        return Err(InvalidInputError::new_err(format!(
-            "{what} must be a writeable C-contiguous {want} array"
-        )));
+        return Err(bad());
     }
     Ok(Some(arr))
 }
