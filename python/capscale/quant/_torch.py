@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import MissingDependencyError
 from ._out import resolve_dtype
 
-__all__ = ["numpy_to_torch", "require", "torch_dtype"]
+__all__ = ["numpy_to_torch", "require", "round_f32", "torch_dtype"]
 
 _EXTRA = {
     "torch": "torch",
@@ -48,3 +48,16 @@ def numpy_to_torch(arr: np.ndarray, dtype: str) -> Any:
     if resolve_dtype(dtype) == "bfloat16":
         t = t.view(torch.bfloat16)
     return t
+
+
+def round_f32(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Round float32 values once into ``dtype`` (float16: NumPy's round to nearest even;
+    bfloat16: torch's, returned as uint16 bit patterns like every capscale bfloat16 array)."""
+    dt = resolve_dtype(dtype)
+    if dt == "float32":
+        return values
+    if dt == "float16":
+        return values.astype(np.float16)
+    torch = require("torch")
+    t = torch.from_numpy(np.ascontiguousarray(values)).to(torch.bfloat16)
+    return t.view(torch.int16).numpy().view(np.uint16)

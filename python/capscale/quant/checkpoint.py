@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..errors import FormatError, InvalidInputError, UnknownNameError
 from ._out import resolve_dtype
-from ._torch import numpy_to_torch, require
+from ._torch import numpy_to_torch, require, round_f32
 
 __all__ = ["QuantizedCheckpoint", "QuantizedWeight", "load_quantized"]
 
@@ -241,9 +241,7 @@ class QuantizedCheckpoint:
         w = self.weight(name)
         dt = resolve_dtype(dtype)
         if w.method == "float":
-            from .gguf_file import _round
-
-            return _round(self._load(name).astype(np.float32), dt)
+            return round_f32(self._load(name).astype(np.float32), dt)
         if w.method in ("gptq", "awq"):
             return self._dequant_packed(w, dt)
         if w.method == "bnb-int8":

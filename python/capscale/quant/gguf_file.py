@@ -213,6 +213,17 @@ class GGUFFile:
             n_head = int(self.arch_value("attention.head_count_kv", n_head))
         return n_head
 
+    @property
+    def has_hf_names(self) -> bool:
+        """Whether this architecture's tensors map to Hugging Face names (:meth:`hf_name`)."""
+        return self.architecture in _HF_ARCHS
+
+    def hf_order(self, name: str, values: np.ndarray) -> np.ndarray:
+        """A tensor's values in Hugging Face row order: Q/K rows of a permuted architecture
+        unpermuted (a row reordering, exact in any dtype), every other tensor as is."""
+        heads = self._heads_for(name)
+        return values if heads is None else unpermute_qk(values, heads)
+
     def iter_tensors(
         self,
         *,
@@ -229,7 +240,7 @@ class GGUFFile:
         """
         if names not in ("hf", "gguf"):
             raise InvalidInputError(f"names must be 'hf' or 'gguf', got {names!r}")
-        if names == "hf" and self.architecture not in _HF_ARCHS:
+        if names == "hf" and not self.has_hf_names:
             raise FormatError(
                 f"{self.path}: architecture {self.architecture!r} has no Hugging Face name "
                 f"mapping (known: {', '.join(_HF_ARCHS)}); use names='gguf'"
@@ -245,13 +256,7 @@ class GGUFFile:
             hf = self.hf_name(name)
             if hf is None:
                 continue
-            heads = self._heads_for(name)
-            if heads is None:
-                yield hf, self.dequantize(name, dt)
-            else:
-                # Unpermute in float32 (a row reordering: exact), then round once.
-                values = unpermute_qk(self.dequantize(name, "float32"), heads)
-                yield hf, _round(values, dt)
+            yield hf, self.hf_order(name, self.dequantize(name, dt))
 
     def state_dict(
         self,
@@ -314,17 +319,6 @@ class GGUFFile:
 
     def __repr__(self) -> str:
         return f"GGUFFile({self.path!r}, {self.architecture}, {len(self.tensors)} tensors)"
-
-
-def _round(values: np.ndarray, dtype: str) -> np.ndarray:
-    """Round exact float32 values once into ``dtype`` (bfloat16 as uint16 bit patterns)."""
-    if dtype == "float32":
-        return values
-    if dtype == "float16":
-        return values.astype(np.float16)
-    torch = require("torch")
-    t = torch.from_numpy(np.ascontiguousarray(values)).to(torch.bfloat16)
-    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 def load_gguf(

@@ -187,18 +187,8 @@ def _iter_gguf(src: Any, select: str | None) -> Iterator[tuple[str, str, str, fl
     for t in src.tensors:
         if select and select not in t.name:
             continue
-        hname = t.name
-        if src.architecture in ("llama", "mistral", "qwen2", "qwen3"):
-            hname = src.hf_name(t.name) or t.name
+        hname = (src.hf_name(t.name) or t.name) if src.has_hf_names else t.name
         yield t.name, hname, t.type_name, t.bits_per_weight, src.dequantize(t.name)
-
-
-def _to_hf_order(src: Any, name: str, values: np.ndarray) -> np.ndarray:
-    """A GGUF tensor's values in Hugging Face row order (Q/K unpermuted)."""
-    from .gguf_file import unpermute_qk
-
-    heads = src._heads_for(name) if hasattr(src, "_heads_for") else None
-    return values if heads is None else unpermute_qk(values, heads)
 
 
 def quant_report(
@@ -239,7 +229,7 @@ def quant_report(
         if lookup is not None:
             ref, hf_order = lookup(name, hname)
             if ref is not None and hf_order and kind == "gguf":
-                values = _to_hf_order(src, name, values)
+                values = src.hf_order(name, values)
             if ref is not None:
                 if ref.shape != values.shape:
                     raise FormatError(
