@@ -15,7 +15,7 @@ import torch
 
 from _tiny_models import build_tiny_llama, smollm2_gguf
 from capscale.cli.main import main
-from capscale.errors import ContextLengthWarning, UnknownNameError
+from capscale.errors import ContextLengthWarning, FormatError, UnknownNameError
 from capscale.eval.models import load_model
 from capscale.eval.precision import parse_precision
 from capscale.eval.runner import evaluate
@@ -323,3 +323,50 @@ def test_smollm2_needle_scored_by_length_including_past_trained_context(smollm2,
     assert cfg["beyond_trained_context"] is True
     assert np.isfinite(rec["score_exact_match"]).all()
     store.close()
+
+
+def test_load_model_dequantizes_a_gptq_checkpoint_folder(tiny_dir, tmp_path) -> None:
+    """A GPTQ folder (config.json with quantization_config) loads through capscale's
+    dequantization into the plain architecture, recorded as shipped GPTQ."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from capscale.quant.gptq import quantize_gptq_rtn
+
+    folder = tmp_path / "gptq"
+    shutil.copytree(tiny_dir, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    packed: dict[str, torch.Tensor] = {}
+    for name, t in state.items():
+        if name.endswith("_proj.weight"):
+            q = quantize_gptq_rtn(t.numpy(), bits=4, group_size=32)
+            prefix = name.removesuffix(".weight")
+            for part in ("qweight", "qzeros", "scales", "g_idx"):
+                packed[f"{prefix}.{part}"] = torch.from_numpy(getattr(q, part))
+        else:
+            packed[name] = t
+    save_file(packed, str(folder / "model.safetensors"))
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["quantization_config"] = {
+        "quant_method": "gptq",
+        "bits": 4,
+        "group_size": 32,
+        "sym": True,
+        "checkpoint_format": "gptq",
+    }
+    (folder / "config.json").write_text(json.dumps(cfg))
+    lm = load_model(str(folder), name="tiny-gptq", device="cpu")
+    assert lm.shipped["format"] == "gptq" and lm.shipped["bits"] == 4.0
+    ref = load_model(str(tiny_dir), device="cpu")
+    ids = torch.tensor([[1, 5, 9, 13]])
+    with torch.no_grad():
+        got, want = lm.backend.model(ids).logits, ref.backend.model(ids).logits
+    assert 0 < float((got - want).norm() / want.norm()) < 0.2
+    del packed["model.layers.0.mlp.up_proj.qweight"]  # a broken checkpoint: a clear error
+    save_file(packed, str(folder / "model.safetensors"))
+    with pytest.raises(
+        FormatError,
+        match=r"do not match a LlamaForCausalLM: missing \[.model\.layers\.0\.mlp\.up_proj",
+    ):
+        load_model(str(folder), device="cpu")

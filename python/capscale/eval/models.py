@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import FormatError, MissingDependencyError
+from ..errors import MissingDependencyError
 from .cards import ModelCard
 
 __all__ = ["BUILTIN_MODELS", "LoadedModel", "load_model", "resolve_source"]
@@ -139,22 +139,13 @@ def _load_checkpoint(path: str, qc: dict[str, Any], dtype: str, **backend_kw: An
 
     from ..quant import QuantizedCheckpoint
     from ..quant._torch import torch_dtype
-    from .backends.hf import HFBackend
+    from .backends.hf import HFBackend, model_from_state_dict
 
     cfg = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
     if hasattr(cfg, "quantization_config"):
         delattr(cfg, "quantization_config")
-    model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype(dtype))
     sd = QuantizedCheckpoint(path).state_dict(dtype)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    tied = bool(getattr(cfg, "tie_word_embeddings", False))
-    bad = sorted(set(missing) - ({"lm_head.weight"} if tied else set()))
-    if bad or unexpected:
-        raise FormatError(
-            f"{path}: dequantized tensors do not fill {type(model).__name__}: missing "
-            f"{bad[:5]}, unexpected {sorted(unexpected)[:5]}"
-        )
-    model.tie_weights()
+    model = model_from_state_dict(cfg, sd, torch_dtype(dtype), path)
     tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     return HFBackend(model, tok, **backend_kw)
 

@@ -367,19 +367,7 @@ class HFBackend(Backend):
         torch_dtype = _torch_dtype(dtype)
         f = GGUFFile(p)
         config = f.transformers_config()
-        state = f.state_dict(torch_dtype)
-        model = _build_from_config(config, torch_dtype)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        del state
-        tied = bool(getattr(config, "tie_word_embeddings", False))
-        allowed = {"lm_head.weight"} if tied else set()
-        bad_missing = sorted(set(missing) - allowed)
-        if bad_missing or unexpected:
-            raise FormatError(
-                f"{p}: the GGUF tensors do not match a {type(model).__name__}: "
-                f"missing {bad_missing[:5]}, unexpected {sorted(unexpected)[:5]}"
-            )
-        model.tie_weights()
+        model = model_from_state_dict(config, f.state_dict(torch_dtype), torch_dtype, p)
         folder, name = os.path.split(os.path.abspath(p))
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model.to(dev)
@@ -954,6 +942,24 @@ def _build_from_config(config: Any, dtype: Any) -> Any:
         return transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
     with no_init_weights():
         return transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+
+def model_from_state_dict(config: Any, state: dict[str, Any], dtype: Any, source: str) -> Any:
+    """The causal LM of ``config`` holding ``state`` (dequantized weights): built without
+    random initialisation, loaded, and checked — only ``lm_head.weight`` may be missing, and
+    only when the embeddings are tied (it is tied afterwards). FormatError names ``source``
+    when the tensors do not fill the model."""
+    model = _build_from_config(config, dtype)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    bad_missing = sorted(set(missing) - ({"lm_head.weight"} if tied else set()))
+    if bad_missing or unexpected:
+        raise FormatError(
+            f"{source}: the tensors do not match a {type(model).__name__}: "
+            f"missing {bad_missing[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    model.tie_weights()
+    return model
 
 
 def _clear_cache() -> None:
